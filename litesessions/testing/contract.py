@@ -119,7 +119,9 @@ class UserSessionStoreContract:
 
     def test_get_round_trips_every_field(self, store: Any) -> None:
         original = _session(
-            "key-\u00e9\u4e2d", "subject \u2603", "sid-\U0001f600",
+            "key-\u00e9\u4e2d",
+            "subject \u2603",
+            "sid-\U0001f600",
             created=datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=5, minutes=30))),
             renewed=T0 + timedelta(microseconds=1),
             expires=T0 + timedelta(days=3650, microseconds=7),
@@ -276,7 +278,11 @@ class UserSessionStoreContract:
         assert store.get_user_sessions(UserSessionsFilter(subject_id=subject_id, session_id=session_id)) == []
 
     def test_blank_criterion_counts_as_absent(self, store: Any, six: list[UserSession]) -> None:
-        assert _keys(store.get_user_sessions(UserSessionsFilter(subject_id="a", session_id=" \t"))) == {"k1", "k2", "k3"}
+        assert _keys(store.get_user_sessions(UserSessionsFilter(subject_id="a", session_id=" \t"))) == {
+            "k1",
+            "k2",
+            "k3",
+        }
         assert _keys(store.get_user_sessions(UserSessionsFilter(subject_id="", session_id="s6"))) == {"k6"}
 
     @pytest.mark.parametrize(("subject_id", "session_id"), [(None, None), ("", None), (" ", "\t\n"), (None, "")])
