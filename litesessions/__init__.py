@@ -10,6 +10,7 @@ from litesessions.errors import (
     DatabaseCorruptError,
     DuplicateSessionError,
     InvalidFilterError,
+    InvalidPageTokenError,
     InvalidSessionError,
     LitesessionsError,
     NotADatabaseError,
@@ -22,6 +23,7 @@ from litesessions.errors import (
 )
 from litesessions.memory import InMemoryUserSessionStore
 from litesessions.models import UserSession, UserSessionsFilter, UserSessionUpdate
+from litesessions.paging import SessionPage
 from litesessions.protocols import UserSessionStore, UserSessionStoreCleanup
 from litesessions.store import SqliteUserSessionStore
 
@@ -33,12 +35,14 @@ __all__ = [
     "DuplicateSessionError",
     "InMemoryUserSessionStore",
     "InvalidFilterError",
+    "InvalidPageTokenError",
     "InvalidSessionError",
     "LitesessionsError",
     "NotADatabaseError",
     "ReadOnlyDatabaseError",
     "SchemaVersionError",
     "SessionCleanup",
+    "SessionPage",
     "SqliteUserSessionStore",
     "StorageError",
     "StoreBusyError",

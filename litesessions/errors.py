@@ -14,6 +14,7 @@ __all__ = [
     "DatabaseCorruptError",
     "DuplicateSessionError",
     "InvalidFilterError",
+    "InvalidPageTokenError",
     "InvalidSessionError",
     "LitesessionsError",
     "NotADatabaseError",
@@ -40,6 +41,10 @@ class InvalidSessionError(LitesessionsError, ValueError):
 
 class InvalidFilterError(LitesessionsError, ValueError):
     """A filter is malformed, or has neither a subject id nor a session id."""
+
+
+class InvalidPageTokenError(LitesessionsError, ValueError):
+    """A page token is malformed, or belongs to a query with other criteria."""
 
 
 class ConfigurationError(LitesessionsError, ValueError):

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import apsw
 
-from litesessions import _sqlite, schema
+from litesessions import _sqlite, paging, schema
 from litesessions.errors import ConfigurationError, DuplicateSessionError, StoreClosedError
 from litesessions.models import (
     UserSession,
@@ -445,6 +445,34 @@ class SqliteUserSessionStore:
         except apsw.Error as e:
             raise _sqlite.translate(e, self._path) from e
         return deleted
+
+    # -- admin queries -------------------------------------------------------
+
+    def query_user_sessions(
+        self,
+        *,
+        subject_id: str | None = None,
+        session_id: str | None = None,
+        page_size: int = 25,
+        page_token: str | None = None,
+    ) -> paging.SessionPage:
+        """Return one page of this partition's sessions in ascending key order (IdentityServer's QuerySessions).
+
+        Criteria as in :class:`UserSessionsFilter` (blank counts as absent; none
+        at all pages through every session).  Keyset paging on the
+        ``(partition_key, key)`` index: a page costs the same wherever it is.
+        Pass ``next_token`` / ``previous_token`` of a page as ``page_token`` to
+        move on.  One read transaction (``BEGIN`` ... ``COMMIT``; inside
+        :meth:`transaction` it joins the open one).  Raises ``TypeError``,
+        ``InvalidFilterError``, ``ConfigurationError`` (page_size outside
+        1..1000) and ``InvalidPageTokenError`` (a malformed token, or one from a
+        query with other criteria).
+        """
+        criteria, size, token = paging.check_page_args(subject_id, session_id, page_size, page_token)
+        try:
+            return paging.query_page(self._connection(), self._partition_key, criteria, size, token)
+        except apsw.Error as e:
+            raise _sqlite.translate(e, self._path) from e
 
     # -- grouping ------------------------------------------------------------
 
