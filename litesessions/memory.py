@@ -101,20 +101,26 @@ class InMemoryUserSessionStore:
         """Return copies of every session matching all criteria; :class:`InvalidFilterError` if none."""
         if not isinstance(filter, UserSessionsFilter):
             raise TypeError(f"filter must be a UserSessionsFilter, got {type(filter).__name__}")
-        filter.criteria()
         with self._lock:
-            return [_copy(s) for s in self._sessions.values() if filter.matches(s)]
+            return [_copy(s) for s in self._matching(filter)]
 
     def delete_user_sessions(self, filter: UserSessionsFilter) -> int:
         """Delete every session matching all criteria of ``filter``; return how many."""
         if not isinstance(filter, UserSessionsFilter):
             raise TypeError(f"filter must be a UserSessionsFilter, got {type(filter).__name__}")
-        filter.criteria()
         with self._lock:
-            doomed = [k for k, s in self._sessions.items() if filter.matches(s)]
+            doomed = [s.key for s in self._matching(filter)]
             for key in doomed:
                 self._remove(key)
             return len(doomed)
+
+    def _matching(self, filter: UserSessionsFilter) -> list[UserSession]:
+        subject_id, session_id = filter.criteria()
+        if session_id is not None:  # unique: one dictionary lookup
+            key = self._by_session_id.get(session_id)
+            found = [] if key is None else [self._sessions[key]]
+            return [s for s in found if subject_id is None or s.subject_id == subject_id]
+        return [s for s in self._sessions.values() if s.subject_id == subject_id]
 
     def delete_expired_sessions(self) -> int:
         """Delete every session with ``expires`` strictly before the clock's now; return how many."""
