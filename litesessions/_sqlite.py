@@ -22,6 +22,21 @@ from litesessions.errors import (
 # of writes does not leave a large -wal file behind for good.
 JOURNAL_SIZE_LIMIT: Final = 8 * 1024 * 1024
 
+# Checkpoint policy (see configure_checkpoints).  SQLite's default is a PASSIVE
+# checkpoint whenever a commit leaves at least 1000 pages in the WAL; we keep it.
+AUTOCHECKPOINT_PAGES: Final = 1000
+# A PASSIVE checkpoint can only copy frames that no reader still needs, and the
+# WAL only restarts from its beginning once every frame was copied: readers
+# that overlap without a pause starve it, and the WAL grows without limit
+# (measured: 477 MB after 20,000 small writes).  From this many pages on, the
+# committing writer tries a RESTART checkpoint instead, which waits for the
+# readers to move to the newest snapshot and then lets the WAL start over.
+RESTART_PAGES: Final = 4000
+# How long (ms) that RESTART attempt may wait for readers.  It runs inside the
+# writer's call after its commit, so this bounds the extra latency; a failed
+# attempt is repeated at the next commit.
+RESTART_WAIT_MS: Final = 100
+
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
 
@@ -102,6 +117,41 @@ def set_wal(connection: apsw.Connection, path: str) -> None:
 
 
 def configure(connection: apsw.Connection, durability: str) -> None:
-    """Set the per-connection pragmas: synchronous level and WAL size limit."""
+    """Set the per-connection pragmas (synchronous level, WAL size limit) and the checkpoint policy."""
     connection.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}").fetchall()
     connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}").fetchall()
+    configure_checkpoints(connection)
+
+
+def configure_checkpoints(connection: apsw.Connection) -> None:
+    """Install the WAL hook that keeps the ``-wal`` file bounded (replaces SQLite's autocheckpoint).
+
+    After each commit that leaves ``pages`` frames in the WAL: below
+    :data:`AUTOCHECKPOINT_PAGES` nothing happens; below :data:`RESTART_PAGES`
+    a PASSIVE checkpoint runs (SQLite's default behaviour, it never waits);
+    from :data:`RESTART_PAGES` on, a RESTART checkpoint that waits at most
+    :data:`RESTART_WAIT_MS` for readers.  The connection's busy timeout is
+    restored afterwards.  A checkpoint that fails (busy, I/O error) is never
+    reported to the caller, whose transaction has already committed; the next
+    commit tries again.
+    """
+    busy_rows = connection.execute("PRAGMA busy_timeout").fetchall()
+    busy_ms = int(str(busy_rows[0][0])) if busy_rows else 0
+
+    def wal_hook(conn: apsw.Connection, name: str, pages: int) -> int:
+        if pages < AUTOCHECKPOINT_PAGES:
+            return apsw.SQLITE_OK
+        try:
+            if pages < RESTART_PAGES:
+                conn.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_PASSIVE)
+            else:
+                conn.set_busy_timeout(min(busy_ms, RESTART_WAIT_MS))
+                try:
+                    conn.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_RESTART)
+                finally:
+                    conn.set_busy_timeout(busy_ms)
+        except apsw.Error:
+            pass  # the commit stands; a later commit checkpoints again
+        return apsw.SQLITE_OK
+
+    connection.set_wal_hook(wal_hook)
