@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
+import weakref
 from typing import Final
 
 import apsw
@@ -22,20 +26,27 @@ from litesessions.errors import (
 # of writes does not leave a large -wal file behind for good.
 JOURNAL_SIZE_LIMIT: Final = 8 * 1024 * 1024
 
-# Checkpoint policy (see configure_checkpoints).  SQLite's default is a PASSIVE
-# checkpoint whenever a commit leaves at least 1000 pages in the WAL; we keep it.
+# Checkpoint policy (see Checkpointer).  SQLite's default is a PASSIVE
+# checkpoint whenever a commit leaves at least 1000 pages in the WAL; we keep
+# the threshold but move the checkpoint off the committing call.
 AUTOCHECKPOINT_PAGES: Final = 1000
 # A PASSIVE checkpoint can only copy frames that no reader still needs, and the
 # WAL only restarts from its beginning once every frame was copied: readers
 # that overlap without a pause starve it, and the WAL grows without limit
-# (measured: 477 MB after 20,000 small writes).  From this many pages on, the
-# committing writer tries a RESTART checkpoint instead, which waits for the
-# readers to move to the newest snapshot and then lets the WAL start over.
+# (measured: 477 MB after 20,000 small writes).  From this many pages on, a
+# RESTART checkpoint is tried instead, which waits for the readers to move to
+# the newest snapshot and then lets the WAL start over.
 RESTART_PAGES: Final = 4000
-# How long (ms) that RESTART attempt may wait for readers.  It runs inside the
-# writer's call after its commit, so this bounds the extra latency; a failed
-# attempt is repeated at the next commit.
+# If the WAL still reaches this many pages, the committing call tries RESTART itself.
+FALLBACK_RESTART_PAGES: Final = 2 * RESTART_PAGES
+# How long (ms) that RESTART attempt may wait for readers.  It holds the write
+# lock while it waits, so this bounds what it adds to a writer's latency; a
+# failed attempt is repeated at the next request.
 RESTART_WAIT_MS: Final = 100
+# At most one checkpoint per this many seconds: each one costs two fsyncs.
+CHECKPOINT_GAP_S: Final = 0.01
+# The checkpoint thread closes its connection and ends after this long idle.
+IDLE_S: Final = 2.0
 
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
@@ -97,8 +108,35 @@ def connect(path: str, busy_timeout_ms: int) -> apsw.Connection:
     """Open ``path`` read/write without creating it, with the busy timeout set."""
     connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
     # Without a busy timeout a second writer fails at once instead of waiting.
-    connection.set_busy_timeout(busy_timeout_ms)
+    set_busy_wait(connection, busy_timeout_ms)
     return connection
+
+
+# The longest sleep between two tries for a lock, in seconds.
+BUSY_POLL_MAX_S: Final = 0.002
+
+
+def set_busy_wait(connection: apsw.Connection, timeout_ms: int) -> None:
+    """Make ``connection`` retry a busy lock for up to ``timeout_ms`` ms, polling at least every 2 ms.
+
+    SQLite's own busy timeout backs off to 100 ms sleeps: a writer that waited
+    a little then polls rarely, and another thread that writes batch after
+    batch (cleanup) takes the lock back each time in between, so the waiter
+    can wait hundreds of ms for a lock that is free most of the time.
+    """
+    deadline_s = timeout_ms / 1000
+    started = [0.0]
+
+    def busy(prior_calls: int) -> bool:
+        now = time.monotonic()
+        if prior_calls == 0:
+            started[0] = now
+        if now - started[0] >= deadline_s:
+            return False
+        time.sleep(min(BUSY_POLL_MAX_S, 0.0001 * 2**prior_calls, deadline_s - (now - started[0])))
+        return True
+
+    connection.set_busy_handler(busy)
 
 
 def check_readable(connection: apsw.Connection, path: str) -> None:
@@ -116,42 +154,143 @@ def set_wal(connection: apsw.Connection, path: str) -> None:
         raise StorageError(f"{path} could not be switched to WAL mode (got {mode!r})")
 
 
-def configure(connection: apsw.Connection, durability: str) -> None:
-    """Set the per-connection pragmas (synchronous level, WAL size limit) and the checkpoint policy."""
+def configure(connection: apsw.Connection, durability: str, checkpointer: Checkpointer | None = None) -> None:
+    """Set the per-connection pragmas (synchronous level, WAL size limit) and the checkpoint policy.
+
+    With a ``checkpointer``, this connection's commits hand their checkpoints
+    to it (see :class:`Checkpointer`); without one, SQLite's own autocheckpoint
+    (a PASSIVE checkpoint in the committing call) stays in force.
+    """
     connection.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}").fetchall()
     connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}").fetchall()
-    configure_checkpoints(connection)
+    if checkpointer is not None:
+        connection.set_wal_hook(checkpointer.wal_hook)
 
 
-def configure_checkpoints(connection: apsw.Connection) -> None:
-    """Install the WAL hook that keeps the ``-wal`` file bounded (replaces SQLite's autocheckpoint).
+# Every Checkpointer of this process, so a forked child can drop their threads.
+_CHECKPOINTERS: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
 
-    After each commit that leaves ``pages`` frames in the WAL: below
-    :data:`AUTOCHECKPOINT_PAGES` nothing happens; below :data:`RESTART_PAGES`
-    a PASSIVE checkpoint runs (SQLite's default behaviour, it never waits);
-    from :data:`RESTART_PAGES` on, a RESTART checkpoint that waits at most
-    :data:`RESTART_WAIT_MS` for readers.  The connection's busy timeout is
-    restored afterwards.  A checkpoint that fails (busy, I/O error) is never
-    reported to the caller, whose transaction has already committed; the next
-    commit tries again.
+
+def _checkpointers_after_fork_in_child() -> None:
+    for checkpointer in list(_CHECKPOINTERS):
+        checkpointer._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_checkpointers_after_fork_in_child)
+
+
+class Checkpointer:
+    """Runs a store's WAL checkpoints on a daemon thread of its own, off the writers' calls.
+
+    A checkpoint copies WAL frames into the database file and fsyncs both
+    files; done inside a commit (SQLite's default), that time lands on whichever
+    call crossed the threshold (measured here: 30 to 500 ms).  Instead, each
+    connection's WAL hook only calls :meth:`wal_hook`, which wakes this thread:
+
+    * from :data:`AUTOCHECKPOINT_PAGES` frames in the WAL, a PASSIVE checkpoint
+      (never waits for anyone; writers go on appending meanwhile);
+    * from :data:`RESTART_PAGES` frames (the background checkpoints cannot
+      keep up, or are starved by readers that overlap without a pause, so the
+      WAL never starts over), the committing call itself runs a RESTART
+      checkpoint that waits at most :data:`RESTART_WAIT_MS` for readers to reach
+      the newest snapshot, after which the next writer starts the WAL over
+      from its beginning (and truncates it to :data:`JOURNAL_SIZE_LIMIT`);
+      if it fails, the next try is :data:`AUTOCHECKPOINT_PAGES` frames later.
+
+    Background checkpoints are at least :data:`CHECKPOINT_GAP_S` apart.  The thread opens
+    its connection when first needed and closes it, and ends, after
+    :data:`IDLE_S` without work or on :meth:`close`.  A failed checkpoint
+    (busy, I/O error) is retried on the next request; it never reaches a caller.
     """
-    busy_rows = connection.execute("PRAGMA busy_timeout").fetchall()
-    busy_ms = int(str(busy_rows[0][0])) if busy_rows else 0
 
-    def wal_hook(conn: apsw.Connection, name: str, pages: int) -> int:
-        if pages < AUTOCHECKPOINT_PAGES:
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._restart_at = FALLBACK_RESTART_PAGES
+        self._thread: threading.Thread | None = None
+        _CHECKPOINTERS.add(self)
+
+    def wal_hook(self, connection: apsw.Connection, name: str, pages: int) -> int:
+        """The WAL hook of the store's connections: ask for a checkpoint once the WAL is big enough."""
+        if name != "main":
             return apsw.SQLITE_OK
-        try:
-            if pages < RESTART_PAGES:
-                conn.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_PASSIVE)
-            else:
-                conn.set_busy_timeout(min(busy_ms, RESTART_WAIT_MS))
-                try:
-                    conn.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_RESTART)
-                finally:
-                    conn.set_busy_timeout(busy_ms)
-        except apsw.Error:
-            pass  # the commit stands; a later commit checkpoints again
+        if pages >= self._restart_at:
+            # The checkpoint thread's RESTART keeps failing (it competes with the writers for
+            # the write lock, and for the GIL): the committing call, which holds neither, tries.
+            self._restart_at = pages + AUTOCHECKPOINT_PAGES
+            self._restart(connection)
+            return apsw.SQLITE_OK
+        if pages < RESTART_PAGES:
+            self._restart_at = FALLBACK_RESTART_PAGES
+        if pages >= AUTOCHECKPOINT_PAGES:
+            with self._lock:
+                if self._closed:
+                    return apsw.SQLITE_OK
+                self._wake.set()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="litesessions-checkpoint", daemon=True)
+                    self._thread.start()
         return apsw.SQLITE_OK
 
-    connection.set_wal_hook(wal_hook)
+    def _restart(self, connection: apsw.Connection) -> None:
+        set_busy_wait(connection, min(self._busy_timeout_ms, RESTART_WAIT_MS))
+        try:
+            connection.wal_checkpoint("main", apsw.SQLITE_CHECKPOINT_RESTART)
+        except apsw.Error:
+            pass  # readers still in the way: tried again AUTOCHECKPOINT_PAGES frames later
+        finally:
+            set_busy_wait(connection, self._busy_timeout_ms)
+
+    def close(self) -> None:
+        """End the thread (after the checkpoint in progress, if any) and close its connection. Idempotent."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._stop.set()
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _forget(self) -> None:
+        # In a forked child the thread does not exist; its connection belongs to the parent.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _run(self) -> None:
+        connection: apsw.Connection | None = None
+        try:
+            while True:
+                self._wake.wait(IDLE_S)
+                with self._lock:
+                    # Checked under the lock: a request made after the wait timed out is not lost.
+                    if self._closed or not self._wake.is_set():
+                        self._thread = None
+                        return
+                    self._wake.clear()
+                try:
+                    if connection is None:
+                        connection = connect(self._path, self._busy_timeout_ms)
+                        connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}").fetchall()
+                        # A connection opens the WAL on its first read; until then a checkpoint is a no-op.
+                        connection.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+                    frames, _ = connection.wal_checkpoint("main", apsw.SQLITE_CHECKPOINT_PASSIVE)
+                    if frames >= RESTART_PAGES:
+                        # The WAL did not start over: writers never left a moment in which every
+                        # frame was copied, or readers kept old snapshots.  RESTART takes the write
+                        # lock (so no new frames), copies what PASSIVE just left, waits for readers
+                        # (bounded), and lets the next writer start the WAL over.
+                        self._restart(connection)
+                except apsw.Error:
+                    pass  # busy or I/O trouble: the next commit past the threshold asks again
+                self._stop.wait(CHECKPOINT_GAP_S)
+        finally:
+            if connection is not None:
+                with contextlib.suppress(apsw.Error):
+                    connection.close()

@@ -41,6 +41,8 @@ DELETE_EXPIRED_BATCH_RETURNING: Final = (
 logger: Final = logging.getLogger("litesessions.cleanup")
 
 DEFAULT_INTERVAL: Final = 600.0
+# Rest between two batches of a background run (see start()).
+DEFAULT_PAUSE: Final = 0.01
 MAX_INTERVAL: Final = 366 * 24 * 3600.0
 
 OnDeleted = Callable[[list[UserSession]], object]
@@ -152,9 +154,9 @@ class SessionCleanup:
         (batches committed before it stay deleted), ``ConfigurationError`` if
         the clock returns something other than an aware datetime.
         """
-        return self._delete_expired(None)
+        return self._delete_expired(None, 0.0)
 
-    def _delete_expired(self, stop: threading.Event | None) -> int:
+    def _delete_expired(self, stop: threading.Event | None, pause: float) -> int:
         now = to_micros(read_clock(self.clock))
         batch_size = self.batch_size
         total = 0
@@ -163,7 +165,9 @@ class SessionCleanup:
             total += deleted
             if sessions:
                 self._notify(sessions)
-            if deleted < batch_size or (stop is not None and stop.is_set()):
+            if deleted < batch_size:
+                return total
+            if stop is not None and stop.wait(pause):
                 return total
 
     def _delete_batch(self, now: int, batch_size: int) -> tuple[int, list[UserSession]]:
@@ -205,28 +209,34 @@ class SessionCleanup:
 
     # -- background ----------------------------------------------------------
 
-    def start(self, interval: float = DEFAULT_INTERVAL, jitter: float | None = None) -> SessionCleanup:
+    def start(
+        self, interval: float = DEFAULT_INTERVAL, jitter: float | None = None, pause: float = DEFAULT_PAUSE
+    ) -> SessionCleanup:
         """Run :meth:`delete_expired_sessions` every ``interval`` seconds on a daemon thread; return ``self``.
 
         The first run happens after a random delay between 0 and ``jitter``
         seconds (default: ``interval``), as IdentityServer's token cleanup
         does, so processes started together do not clean up in lockstep; each
         later run starts ``interval`` seconds after the previous one ended.
+        Between two batches of a run the thread rests ``pause`` seconds, so
+        the application's writers get the lock, and checkpoints keep the WAL
+        small (cleanup writes pages much faster than requests do).
         A failing run is logged (ERROR, with traceback) and the next run still
         happens; the thread ends by itself only when the store is closed.
         Raises ``TypeError``/``ConfigurationError`` for bad arguments (interval
-        must be > 0, jitter >= 0, both finite and at most a year),
+        must be > 0, jitter and pause >= 0, all finite and at most a year),
         ``RuntimeError`` if already running.
         """
         seconds = _seconds(interval, "interval", low=0.0, allow_low=False)
         first = seconds if jitter is None else _seconds(jitter, "jitter", low=0.0, allow_low=True)
+        rest = _seconds(pause, "pause", low=0.0, allow_low=True)
         with self._state_lock:
             if self.running:
                 raise RuntimeError("this SessionCleanup is already running; call stop() first")
             self._stop = threading.Event()
             thread = threading.Thread(
                 target=self._run_forever,
-                args=(seconds, random.uniform(0.0, first), self._stop),
+                args=(seconds, random.uniform(0.0, first), rest, self._stop),
                 name="litesessions-cleanup",
                 daemon=True,
             )
@@ -256,12 +266,12 @@ class SessionCleanup:
         self._thread = None
         self._stop = threading.Event()
 
-    def _run_forever(self, interval: float, first_delay: float, stop: threading.Event) -> None:
+    def _run_forever(self, interval: float, first_delay: float, pause: float, stop: threading.Event) -> None:
         delay = first_delay
         while not stop.wait(delay):
             started = time.monotonic()
             try:
-                deleted = self._delete_expired(stop)
+                deleted = self._delete_expired(stop, pause)
             except StoreClosedError:
                 logger.debug("cleanup stopped: the store was closed")
                 return

@@ -183,6 +183,8 @@ class SqliteUserSessionStore:
         self._local = threading.local()
         self._connections: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._path = _sqlite.prepare_path(path)
+        # WAL checkpoints run on a thread of their own, so no caller pays for them.
+        self._checkpointer = _sqlite.Checkpointer(self._path, self._busy_timeout_ms)
         self._open_first_connection()
         _STORES.add(self)
 
@@ -199,7 +201,7 @@ class SqliteUserSessionStore:
             _sqlite.check_readable(connection, path)
             schema.check_version(connection, path)
             _sqlite.set_wal(connection, path)
-            _sqlite.configure(connection, self._durability)
+            _sqlite.configure(connection, self._durability, self._checkpointer)
             schema.migrate(connection, path)
         except apsw.Error as e:
             connection.close()
@@ -213,7 +215,7 @@ class SqliteUserSessionStore:
     def _open_thread_connection(self) -> apsw.Connection:
         connection = _sqlite.connect(self._path, self._busy_timeout_ms)
         try:
-            _sqlite.configure(connection, self._durability)
+            _sqlite.configure(connection, self._durability, self._checkpointer)
         except BaseException:
             connection.close()
             raise
@@ -264,6 +266,9 @@ class SqliteUserSessionStore:
             self._closed = True
             connections = list(self._connections)
             self._connections = weakref.WeakSet()
+        # First, so the store's last connection to close is the process's last
+        # one on the file, and SQLite removes the -wal and -shm files.
+        self._checkpointer.close()
         for connection in connections:
             with contextlib.suppress(apsw.Error):
                 connection.close()

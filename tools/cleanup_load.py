@@ -1,0 +1,182 @@
+"""Background cleanup under load: how long do updates and cleanup batches hold each other up?
+
+Fills a fresh file with ``--expired`` expired and ``--live`` live sessions
+(each set in one transaction, via ``create_user_sessions``), then runs the
+background :class:`SessionCleanup` (default batch size unless ``--batch-size``)
+while another thread keeps calling ``update_user_session`` on live sessions.
+Reports the latency of every update and the duration of every cleanup batch
+transaction (from ``BEGIN IMMEDIATE``, including its wait for the lock, to
+``COMMIT``), then checks that every expired session is gone and every live
+one holds its latest update.
+
+    .venv/bin/python tools/cleanup_load.py                      # 200,000 + 200,000
+    .venv/bin/python tools/cleanup_load.py --expired 20000 --live 20000
+
+Not imported by the package; a developer tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from litesessions import SessionCleanup, SqliteUserSessionStore, UserSession, UserSessionUpdate
+from litesessions.models import UserSession as _UserSession
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class TimedCleanup(SessionCleanup):
+    """Records how long each batch transaction took (seconds)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batch_seconds: list[float] = []
+
+    def _delete_batch(self, now: int, batch_size: int) -> tuple[int, list[_UserSession]]:
+        started = time.perf_counter()
+        result = super()._delete_batch(now, batch_size)
+        self.batch_seconds.append(time.perf_counter() - started)
+        return result
+
+
+def sessions(prefix: str, n: int, expires: datetime | None, ticket: str) -> list[UserSession]:
+    return [
+        UserSession(
+            key=f"{prefix}-{i:07d}",
+            subject_id=f"user-{i % 5000}",
+            session_id=f"{prefix}-sid-{i}",
+            created=T0 - timedelta(hours=1),
+            renewed=T0 - timedelta(hours=1),
+            expires=expires,
+            ticket=ticket,
+        )
+        for i in range(n)
+    ]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def summary(name: str, values: list[float]) -> str:
+    values = sorted(values)
+    if not values:
+        return f"{name}: none"
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return f"{name}: n={len(values)} median={ms(statistics.median(values))} p99={ms(p99)} max={ms(values[-1])}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--expired", type=int, default=200_000)
+    parser.add_argument("--live", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: SessionCleanup's default")
+    parser.add_argument("--ticket-bytes", type=int, default=1024)
+    parser.add_argument("--durability", choices=["normal", "full"], default="normal")
+    parser.add_argument("--db", default=None, help="database file (default: a new temp file)")
+    args = parser.parse_args(argv)
+
+    directory = None
+    if args.db is None:
+        directory = tempfile.mkdtemp(prefix="cleanup_load_")
+        path = os.path.join(directory, "sessions.db")
+    else:
+        path = args.db
+    ticket = "t" * args.ticket_bytes
+    print(
+        f"file: {path}  expired={args.expired} live={args.live} ticket={args.ticket_bytes} B "
+        f"durability={args.durability} cpus={os.cpu_count()}"
+    )
+
+    with SqliteUserSessionStore(path, clock=lambda: T0, durability=args.durability) as store:
+        started = time.perf_counter()
+        store.create_user_sessions(sessions("old", args.expired, T0 - timedelta(minutes=1), ticket))
+        alive = sessions("live", args.live, T0 + timedelta(hours=8), ticket)
+        store.create_user_sessions(alive)
+        # The bulk load leaves a WAL as large as the file; copy it back now, so the
+        # measurement below sees a settled file, as after sessions accumulate over time.
+        store._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        print(f"populated in {time.perf_counter() - started:.1f} s; file {os.path.getsize(path) / 1e6:.0f} MB")
+
+        latencies: list[float] = []
+        latest: dict[str, UserSessionUpdate] = {}
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def updater() -> None:
+            i = 0
+            try:
+                while not stop.is_set():
+                    session = alive[(i * 7919) % len(alive)]
+                    update = UserSessionUpdate(
+                        subject_id=session.subject_id,
+                        session_id=session.session_id,
+                        created=session.created,
+                        renewed=T0 + timedelta(microseconds=i),
+                        expires=T0 + timedelta(hours=8, microseconds=i),
+                        ticket=ticket,
+                    )
+                    t = time.perf_counter()
+                    found = store.update_user_session(session.key, update)
+                    latencies.append(time.perf_counter() - t)
+                    if not found:
+                        raise AssertionError(f"live session {session.key} vanished")
+                    latest[session.key] = update
+                    i += 1
+            except BaseException as e:
+                failures.append(e)
+
+        kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        cleanup = TimedCleanup(store, **kwargs)
+        worker = threading.Thread(target=updater, name="updater")
+        worker.start()
+        time.sleep(0.2)  # the updater is running before cleanup starts
+        started = time.perf_counter()
+        cleanup.start(interval=3600, jitter=0)
+        while cleanup.runs < 1:
+            time.sleep(0.01)
+        cleanup_seconds = time.perf_counter() - started
+        cleanup.stop()
+        time.sleep(0.2)
+        stop.set()
+        worker.join()
+
+        print(
+            f"cleanup (batch_size={cleanup.batch_size}): {len(cleanup.batch_seconds)} batches in "
+            f"{cleanup_seconds:.1f} s, failures={cleanup.failures}"
+        )
+        print(summary("  batch transaction", cleanup.batch_seconds))
+        print(summary("  update_user_session latency", latencies))
+        connection = store._connection()
+        expired_left = connection.execute(
+            "SELECT count(*) FROM litesessions_sessions WHERE key LIKE 'old-%'"
+        ).fetchall()[0][0]
+        live_left = connection.execute("SELECT count(*) FROM litesessions_sessions WHERE key LIKE 'live-%'").fetchall()[
+            0
+        ][0]
+        wrong = 0
+        for key, update in latest.items():
+            got = store.get_user_session(key)
+            wrong += got is None or got.to_update() != update
+        print(
+            f"check: expired left={expired_left} live left={live_left}/{args.live} "
+            f"updated sessions checked={len(latest)} wrong={wrong} updater errors={failures!r}"
+        )
+        ok = expired_left == 0 and live_left == args.live and wrong == 0 and not failures
+    if directory is not None:
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+    print("RESULT:", "ok" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
