@@ -133,7 +133,7 @@ def set_busy_wait(connection: apsw.Connection, timeout_ms: int) -> None:
             started[0] = now
         if now - started[0] >= deadline_s:
             return False
-        time.sleep(min(BUSY_POLL_MAX_S, 0.0001 * 2**prior_calls, deadline_s - (now - started[0])))
+        time.sleep(min(BUSY_POLL_MAX_S, 0.0001 * 2 ** min(prior_calls, 8), deadline_s - (now - started[0])))
         return True
 
     connection.set_busy_handler(busy)
