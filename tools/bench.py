@@ -1,0 +1,885 @@
+"""Benchmark litesessions against raw apsw, stdlib sqlite3, diskcache and the in-memory store.
+
+One process, one run: every contender gets the same sessions and the same
+operations, at each population size, and the contenders take turns (A B C D E,
+then B C D E A, ...) batch by batch, round after round, so a noisy, shared
+machine slows all of them alike.  Reported figures are medians over the rounds.
+
+Contenders:
+
+* ``raw apsw``: the floor.  The same file layout (the store creates the schema
+  from ``litesessions.schema.MIGRATIONS``), the same pragmas (the same
+  ``litesessions._sqlite`` functions configure its connection), the same SQL
+  constants from ``litesessions.store`` and ``litesessions.cleanup``, and
+  ``BEGIN IMMEDIATE`` / ``COMMIT`` around each write, as the store does, and
+  the store's checkpoint policy (``litesessions._sqlite.Checkpointer``).  It
+  gets its parameters as ready-made tuples and returns raw rows.
+* ``litesessions``: ``SqliteUserSessionStore``, given ``UserSession`` objects,
+  returning ``UserSession`` objects (conversion and validation included).
+* ``sqlite3``: the stdlib module running the same SQL with the same pragmas
+  (what a hand-rolled store costs).
+* ``diskcache``: ``diskcache.Cache`` holding the same sessions by key (a tuple
+  value, ``add`` to create, ``set`` to renew, ``expire()`` to clean up), with
+  eviction, size limit and culling on set off (its fastest setting).  It has no subject index, so
+  by-subject rows are n/a.
+* ``in-memory``: ``InMemoryUserSessionStore``, the ceiling of a Python store.
+  Its by-subject operations and cleanup scan every session, so at large sizes
+  they run on a few subjects only (per-operation figures stay comparable).
+
+Cleanup: every round adds expired sessions (untimed) and times their removal:
+``SessionCleanup`` in bounded batches (``batch_size=100``) against one unbounded
+raw ``DELETE ... WHERE expires < ?`` in raw apsw; sqlite3 runs the store's
+bounded-batch statement in the same loop; diskcache its own ``expire()``.
+
+Usage::
+
+    python tools/bench.py                 # 10,000 and 1,000,000 sessions
+    python tools/bench.py --quick         # CI smoke run, under a minute
+    python tools/bench.py --json out.json --plot docs/bench.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import apsw
+
+import litesessions
+from litesessions import (
+    InMemoryUserSessionStore,
+    SessionCleanup,
+    SqliteUserSessionStore,
+    UserSessionsFilter,
+    _sqlite,
+    cleanup,
+    store,
+)
+from litesessions.models import UserSession, UserSessionUpdate, session_from_row, to_micros
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+LIFETIME = timedelta(hours=8)
+PARTITION = "bench"
+PER_SUBJECT = 10
+CLEANUP_BATCH = 100
+# Pragmas the store sets (through litesessions._sqlite) that stdlib sqlite3 must mirror.
+MIRRORED_PRAGMAS = ("synchronous", "journal_size_limit", "cache_size", "mmap_size", "temp_store", "wal_autocheckpoint")
+
+OPS = ("create", "get", "update", "delete", "get_by_subject", "delete_by_subject", "cleanup")
+OP_LABELS = {
+    "create": "create",
+    "get": "get by key",
+    "update": "renew (update)",
+    "delete": "delete",
+    "get_by_subject": f"get by subject ({PER_SUBJECT})",
+    "delete_by_subject": f"delete by subject ({PER_SUBJECT})",
+    "cleanup": "cleanup (rows/s)",
+}
+BASELINE = "raw apsw"
+# The cleanup reference: every expired row in one unbounded statement.
+RAW_DELETE_EXPIRED = f"DELETE FROM {litesessions.schema.TABLE} WHERE expires < ?"
+
+
+def hexkey(rng: random.Random) -> str:
+    """A random 128-bit key as 32 hex digits (the shape of Duende's session keys)."""
+    return f"{rng.getrandbits(128):032x}"
+
+
+def make_ticket(rng: random.Random, size: int) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+class Row:
+    """One session in every shape the contenders take (built before any timing)."""
+
+    __slots__ = ("expire_in", "key", "params", "session", "sid", "subject", "value")
+
+    def __init__(self, key: str, subject: str, sid: str, created: datetime, expires: datetime, ticket: str) -> None:
+        self.key = key
+        self.subject = subject
+        self.sid = sid
+        c, e = to_micros(created), to_micros(expires)
+        self.params = (PARTITION, key, subject, sid, c, c, e, ticket)
+        self.session = UserSession(
+            key=key,
+            subject_id=subject,
+            session_id=sid,
+            created=created,
+            renewed=created,
+            expires=expires,
+            ticket=ticket,
+        )
+        self.value = (subject, sid, c, c, e, ticket)
+        # diskcache wants seconds from now; the cleanup "now" below is the real time.time().
+        self.expire_in = (expires - T0).total_seconds()
+
+
+class Renewal:
+    """One sliding renewal of an existing session, in every shape."""
+
+    __slots__ = ("expire_in", "key", "params", "update", "value")
+
+    def __init__(self, key: str, subject: str, sid: str, ticket: str, minutes: int) -> None:
+        renewed = T0 + timedelta(minutes=minutes)
+        expires = renewed + LIFETIME
+        c, r, e = to_micros(T0), to_micros(renewed), to_micros(expires)
+        self.key = key
+        self.params = (subject, sid, c, r, e, ticket, PARTITION, key)
+        self.update = UserSessionUpdate(
+            subject_id=subject, session_id=sid, created=T0, renewed=renewed, expires=expires, ticket=ticket
+        )
+        self.value = (subject, sid, c, r, e, ticket)
+        self.expire_in = (expires - T0).total_seconds()
+
+
+class Population:
+    """The stored sessions of one size: key i belongs to subject i // PER_SUBJECT."""
+
+    def __init__(self, size: int, ticket: str, seed: int) -> None:
+        rng = random.Random(seed)
+        self.size = size
+        self.ticket = ticket
+        self.keys = [hexkey(rng) for _ in range(size)]
+        self.sids = [hexkey(rng) for _ in range(size)]
+        self.rng = rng
+
+    @staticmethod
+    def subject(i: int) -> str:
+        return f"subject-{i // PER_SUBJECT:07d}"
+
+    def expires(self, i: int) -> datetime:
+        return T0 + LIFETIME + timedelta(seconds=i % 3600)
+
+    def sessions(self) -> Iterator[UserSession]:
+        created = to_micros(T0)
+        for i, (key, sid) in enumerate(zip(self.keys, self.sids, strict=True)):
+            yield session_from_row(key, self.subject(i), sid, created, created, to_micros(self.expires(i)), self.ticket)
+
+
+class Round:
+    """The inputs of one round, identical for every contender."""
+
+    def __init__(self, pop: Population, number: int, batch: int, expired: int, scan_cap: int) -> None:
+        rng = pop.rng
+        ticket = pop.ticket
+        new_expires = T0 + LIFETIME
+        self.created = [
+            Row(hexkey(rng), f"new-{number}-{i // PER_SUBJECT}", hexkey(rng), T0, new_expires, ticket)
+            for i in range(batch)
+        ]
+        half = batch // 2
+        self.deleted = [row.key for row in self.created[:half]]
+        self.deleted_subjects = sorted({row.subject for row in self.created[half:]})
+        picks = [rng.randrange(pop.size) for _ in range(batch)]
+        self.get_keys = [pop.keys[i] for i in picks]
+        renew = [rng.randrange(pop.size) for _ in range(batch)]
+        self.renewals = [Renewal(pop.keys[i], pop.subject(i), pop.sids[i], ticket, minutes=number + 1) for i in renew]
+        subjects = max(1, batch // PER_SUBJECT)
+        self.subjects = [pop.subject(rng.randrange(pop.size)) for _ in range(subjects)]
+        # Like the sessions and updates, the filters a caller passes are built before timing.
+        self.filters = [UserSessionsFilter(subject_id=s) for s in self.subjects]
+        self.deleted_filters = [UserSessionsFilter(subject_id=s) for s in self.deleted_subjects]
+        self.scan_cap = scan_cap
+        self.expired = [
+            Row(
+                hexkey(rng),
+                f"gone-{number}-{i // PER_SUBJECT}",
+                hexkey(rng),
+                T0 - 2 * LIFETIME,
+                T0 - timedelta(hours=1, microseconds=i),
+                ticket,
+            )
+            for i in range(expired)
+        ]
+
+
+def timed(fn: Callable[[], int]) -> tuple[float, int]:
+    """Run ``fn`` (which returns how many operations or rows it did); return (seconds, count)."""
+    start = time.perf_counter()
+    count = fn()
+    return time.perf_counter() - start, count
+
+
+# -- contenders ----------------------------------------------------------------
+
+
+class Contender:
+    name = ""
+    by_subject = True
+    scans = False  # by-subject operations and cleanup scan everything (capped at large sizes)
+
+    def run(self, op: str, rnd: Round) -> tuple[float, int]:
+        return timed(lambda: getattr(self, op)(rnd))
+
+    def add_expired(self, rnd: Round) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class StoreContender(Contender):
+    name = "litesessions"
+
+    def __init__(self, path: str) -> None:
+        self.store = SqliteUserSessionStore(path, partition_key=PARTITION, clock=lambda: T0)
+        self.cleaner = SessionCleanup(self.store, batch_size=CLEANUP_BATCH)
+
+    def create(self, rnd: Round) -> int:
+        create = self.store.create_user_session
+        for row in rnd.created:
+            create(row.session)
+        return len(rnd.created)
+
+    def get(self, rnd: Round) -> int:
+        get = self.store.get_user_session
+        for key in rnd.get_keys:
+            if get(key) is None:
+                raise AssertionError(key)
+        return len(rnd.get_keys)
+
+    def update(self, rnd: Round) -> int:
+        update = self.store.update_user_session
+        for r in rnd.renewals:
+            update(r.key, r.update)
+        return len(rnd.renewals)
+
+    def delete(self, rnd: Round) -> int:
+        delete = self.store.delete_user_session
+        for key in rnd.deleted:
+            delete(key)
+        return len(rnd.deleted)
+
+    def get_by_subject(self, rnd: Round) -> int:
+        get = self.store.get_user_sessions
+        for f in rnd.filters:
+            if len(get(f)) != PER_SUBJECT:
+                raise AssertionError(f)
+        return len(rnd.filters)
+
+    def delete_by_subject(self, rnd: Round) -> int:
+        delete = self.store.delete_user_sessions
+        for f in rnd.deleted_filters:
+            delete(f)
+        return len(rnd.deleted_filters)
+
+    def add_expired(self, rnd: Round) -> None:
+        self.store.create_user_sessions(row.session for row in rnd.expired)
+
+    def cleanup(self, rnd: Round) -> int:
+        return self.cleaner.delete_expired_sessions()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class RawApswContender(Contender):
+    name = "raw apsw"
+
+    def __init__(self, path: str) -> None:
+        connection = _sqlite.connect(path, 5000)
+        _sqlite.set_wal(connection, path)
+        # The store's checkpoint policy too, where it has one (checkpoints on a thread of their own).
+        checkpointer = getattr(_sqlite, "Checkpointer", None)
+        self.checkpointer = None if checkpointer is None else checkpointer(path, 5000)
+        if self.checkpointer is None:
+            _sqlite.configure(connection, "normal")
+        else:
+            _sqlite.configure(connection, "normal", self.checkpointer)
+        self.connection = connection
+        self.cutoff = to_micros(T0)
+
+    def _write_each(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
+        execute = self.connection.execute
+        changes = self.connection.changes
+        for p in params:
+            execute("BEGIN IMMEDIATE")
+            execute(sql, p)
+            changes()
+            execute("COMMIT")
+        return len(params)
+
+    def create(self, rnd: Round) -> int:
+        return self._write_each(store.INSERT, [row.params for row in rnd.created])
+
+    def get(self, rnd: Round) -> int:
+        execute = self.connection.execute
+        sql = store.GET
+        for key in rnd.get_keys:
+            if execute(sql, (PARTITION, key)).fetchone() is None:
+                raise AssertionError(key)
+        return len(rnd.get_keys)
+
+    def update(self, rnd: Round) -> int:
+        return self._write_each(store.UPDATE, [r.params for r in rnd.renewals])
+
+    def delete(self, rnd: Round) -> int:
+        return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
+
+    def get_by_subject(self, rnd: Round) -> int:
+        execute = self.connection.execute
+        sql = store.SELECT_FILTERED[True, False]
+        for subject in rnd.subjects:
+            if len(execute(sql, (PARTITION, subject)).fetchall()) != PER_SUBJECT:
+                raise AssertionError(subject)
+        return len(rnd.subjects)
+
+    def delete_by_subject(self, rnd: Round) -> int:
+        sql = store.DELETE_FILTERED[True, False]
+        return self._write_each(sql, [(PARTITION, s) for s in rnd.deleted_subjects])
+
+    def add_expired(self, rnd: Round) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.executemany(store.INSERT, [row.params for row in rnd.expired])
+        self.connection.execute("COMMIT")
+
+    def cleanup(self, rnd: Round) -> int:
+        # The reference: one unbounded DELETE over the same rows, one transaction.
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        execute(RAW_DELETE_EXPIRED, (self.cutoff,))
+        deleted = self.connection.changes()
+        execute("COMMIT")
+        return deleted
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        self.connection.close()
+
+
+def store_pragmas(path: str) -> dict[str, Any]:
+    """The values the store's connection setup gives ``MIRRORED_PRAGMAS`` (read back, not assumed)."""
+    connection = _sqlite.connect(path, 5000)
+    try:
+        _sqlite.configure(connection, "normal")
+        return {name: connection.execute(f"PRAGMA {name}").fetchall()[0][0] for name in MIRRORED_PRAGMAS}
+    finally:
+        connection.close()
+
+
+class Sqlite3Contender(Contender):
+    name = "sqlite3"
+
+    def __init__(self, path: str, pragmas: dict[str, Any]) -> None:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        for name, value in pragmas.items():
+            connection.execute(f"PRAGMA {name}={value}").fetchall()
+        self.connection = connection
+        self.cutoff = to_micros(T0)
+
+    def _write_each(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
+        execute = self.connection.execute
+        for p in params:
+            execute("BEGIN IMMEDIATE")
+            execute(sql, p).rowcount  # noqa: B018 - what the store learns from changes()
+            execute("COMMIT")
+        return len(params)
+
+    def create(self, rnd: Round) -> int:
+        return self._write_each(store.INSERT, [row.params for row in rnd.created])
+
+    def get(self, rnd: Round) -> int:
+        execute = self.connection.execute
+        sql = store.GET
+        for key in rnd.get_keys:
+            if execute(sql, (PARTITION, key)).fetchone() is None:
+                raise AssertionError(key)
+        return len(rnd.get_keys)
+
+    def update(self, rnd: Round) -> int:
+        return self._write_each(store.UPDATE, [r.params for r in rnd.renewals])
+
+    def delete(self, rnd: Round) -> int:
+        return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
+
+    def get_by_subject(self, rnd: Round) -> int:
+        execute = self.connection.execute
+        sql = store.SELECT_FILTERED[True, False]
+        for subject in rnd.subjects:
+            if len(execute(sql, (PARTITION, subject)).fetchall()) != PER_SUBJECT:
+                raise AssertionError(subject)
+        return len(rnd.subjects)
+
+    def delete_by_subject(self, rnd: Round) -> int:
+        sql = store.DELETE_FILTERED[True, False]
+        return self._write_each(sql, [(PARTITION, s) for s in rnd.deleted_subjects])
+
+    def add_expired(self, rnd: Round) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.executemany(store.INSERT, [row.params for row in rnd.expired])
+        self.connection.execute("COMMIT")
+
+    def cleanup(self, rnd: Round) -> int:
+        # A hand-rolled store running SessionCleanup's bounded-batch statement in the same loop.
+        execute = self.connection.execute
+        total = 0
+        while True:
+            execute("BEGIN IMMEDIATE")
+            deleted = execute(cleanup.DELETE_EXPIRED_BATCH, (self.cutoff, CLEANUP_BATCH)).rowcount
+            execute("COMMIT")
+            total += deleted
+            if deleted < CLEANUP_BATCH:
+                return total
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class DiskcacheContender(Contender):
+    name = "diskcache"
+    by_subject = False
+
+    def __init__(self, directory: str) -> None:
+        import diskcache
+
+        # No eviction, no size limit, no culling on set: its fastest setting, and
+        # expired sessions wait for expire() as ours wait for cleanup.
+        self.cache = diskcache.Cache(directory, eviction_policy="none", size_limit=2**62, cull_limit=0)
+
+    def fill(self, pop: Population) -> None:
+        cache = self.cache
+        created = to_micros(T0)
+        with cache.transact():
+            for i, (key, sid) in enumerate(zip(pop.keys, pop.sids, strict=True)):
+                expires = pop.expires(i)
+                value = (pop.subject(i), sid, created, created, to_micros(expires), pop.ticket)
+                cache.set(key, value, expire=(expires - T0).total_seconds())
+
+    def create(self, rnd: Round) -> int:
+        add = self.cache.add
+        for row in rnd.created:
+            add(row.key, row.value, expire=row.expire_in)
+        return len(rnd.created)
+
+    def get(self, rnd: Round) -> int:
+        get = self.cache.get
+        for key in rnd.get_keys:
+            if get(key) is None:
+                raise AssertionError(key)
+        return len(rnd.get_keys)
+
+    def update(self, rnd: Round) -> int:
+        set_ = self.cache.set
+        for r in rnd.renewals:
+            set_(r.key, r.value, expire=r.expire_in)
+        return len(rnd.renewals)
+
+    def delete(self, rnd: Round) -> int:
+        delete = self.cache.delete
+        for key in rnd.deleted:
+            delete(key)
+        # Its by-subject rows are n/a: drop the rest of the round's sessions untimed.
+        return len(rnd.deleted)
+
+    def tidy(self, rnd: Round) -> None:
+        delete = self.cache.delete
+        half = len(rnd.created) // 2
+        for row in rnd.created[half:]:
+            delete(row.key)
+
+    def add_expired(self, rnd: Round) -> None:
+        cache = self.cache
+        with cache.transact():
+            for row in rnd.expired:
+                cache.set(row.key, row.value, expire=-3600.0)
+
+    def cleanup(self, rnd: Round) -> int:
+        return int(self.cache.expire())
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+class MemoryContender(Contender):
+    name = "in-memory"
+    scans = True
+
+    def __init__(self, pop: Population) -> None:
+        self.store = InMemoryUserSessionStore(clock=lambda: T0)
+        create = self.store.create_user_session
+        for session in pop.sessions():
+            create(session)
+
+    def create(self, rnd: Round) -> int:
+        create = self.store.create_user_session
+        for row in rnd.created:
+            create(row.session)
+        return len(rnd.created)
+
+    def get(self, rnd: Round) -> int:
+        get = self.store.get_user_session
+        for key in rnd.get_keys:
+            if get(key) is None:
+                raise AssertionError(key)
+        return len(rnd.get_keys)
+
+    def update(self, rnd: Round) -> int:
+        update = self.store.update_user_session
+        for r in rnd.renewals:
+            update(r.key, r.update)
+        return len(rnd.renewals)
+
+    def delete(self, rnd: Round) -> int:
+        delete = self.store.delete_user_session
+        for key in rnd.deleted:
+            delete(key)
+        return len(rnd.deleted)
+
+    def get_by_subject(self, rnd: Round) -> int:
+        get = self.store.get_user_sessions
+        filters = rnd.filters[: rnd.scan_cap]
+        for f in filters:
+            if len(get(f)) != PER_SUBJECT:
+                raise AssertionError(f)
+        return len(filters)
+
+    def delete_by_subject(self, rnd: Round) -> int:
+        # Every subject must go (the population must stay the same): time only the first few.
+        delete = self.store.delete_user_sessions
+        filters = rnd.deleted_filters
+        start = time.perf_counter()
+        for f in filters[: rnd.scan_cap]:
+            delete(f)
+        self.elapsed = time.perf_counter() - start
+        for f in filters[rnd.scan_cap :]:
+            delete(f)
+        return min(len(filters), rnd.scan_cap)
+
+    def run(self, op: str, rnd: Round) -> tuple[float, int]:
+        if op == "delete_by_subject":
+            count = self.delete_by_subject(rnd)
+            return self.elapsed, count
+        return super().run(op, rnd)
+
+    def add_expired(self, rnd: Round) -> None:
+        create = self.store.create_user_session
+        for row in rnd.expired:
+            create(row.session)
+
+    def cleanup(self, rnd: Round) -> int:
+        return self.store.delete_expired_sessions()
+
+    def close(self) -> None:
+        pass
+
+
+# -- running -------------------------------------------------------------------
+
+
+def build_template(path: str, pop: Population) -> dict[str, float]:
+    """Fill ``path`` with the population through ``create_user_sessions``; return the import figures."""
+    with SqliteUserSessionStore(path, partition_key=PARTITION) as s:
+        start = time.perf_counter()
+        count = s.create_user_sessions(pop.sessions())
+        seconds = time.perf_counter() - start
+    if count != pop.size:
+        raise AssertionError(f"bulk import stored {count} of {pop.size}")
+    return {"sessions": count, "seconds": seconds, "sessions_per_s": count / seconds}
+
+
+def copy_database(source: str, target: str) -> None:
+    shutil.copyfile(source, target)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(source + suffix):
+            shutil.copyfile(source + suffix, target + suffix)
+
+
+def run_size(
+    size: int, args: argparse.Namespace, workdir: str, ticket: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    pop = Population(size, ticket, seed=size)
+    template = os.path.join(workdir, f"template-{size}.db")
+    log(f"[{size:,}] bulk import through create_user_sessions ...")
+    bulk = build_template(template, pop)
+    log(f"[{size:,}] bulk import: {bulk['sessions_per_s']:,.0f} sessions/s ({bulk['seconds']:.1f} s)")
+    pragmas = store_pragmas(template)
+
+    contenders: list[Contender] = []
+    for name in ("raw", "store", "sqlite3"):
+        path = os.path.join(workdir, f"{name}-{size}.db")
+        copy_database(template, path)
+        if name == "raw":
+            contenders.append(RawApswContender(path))
+        elif name == "store":
+            contenders.append(StoreContender(path))
+        else:
+            contenders.append(Sqlite3Contender(path, pragmas))
+    os.remove(template)
+    if not args.no_diskcache:
+        log(f"[{size:,}] filling diskcache ...")
+        dc = DiskcacheContender(os.path.join(workdir, f"diskcache-{size}"))
+        dc.fill(pop)
+        contenders.append(dc)
+    log(f"[{size:,}] filling the in-memory store ...")
+    contenders.append(MemoryContender(pop))
+
+    batch = args.batch
+    scan_cap = max(1, min(batch // PER_SUBJECT, 2_000_000 // size))
+    samples: dict[str, dict[str, list[float]]] = {op: {c.name: [] for c in contenders} for op in OPS}
+    rates: dict[str, dict[str, list[float]]] = {op: {c.name: [] for c in contenders} for op in OPS}
+    names = [c.name for c in contenders]
+    for number in range(args.rounds):
+        rnd = Round(pop, number, batch, args.expired, scan_cap)
+        order = contenders[number % len(contenders) :] + contenders[: number % len(contenders)]
+        gc.collect()
+        for op in OPS:
+            for c in order:
+                if op in ("get_by_subject", "delete_by_subject") and not c.by_subject:
+                    if op == "delete_by_subject" and isinstance(c, DiskcacheContender):
+                        c.tidy(rnd)
+                    continue
+                if op == "cleanup":
+                    c.add_expired(rnd)
+                seconds, count = c.run(op, rnd)
+                if op == "cleanup" and count != len(rnd.expired):
+                    raise AssertionError(f"{c.name} cleanup removed {count} of {len(rnd.expired)}")
+                samples[op][c.name].append(seconds / count)
+                rates[op][c.name].append(count / seconds)
+        log(f"[{size:,}] round {number + 1}/{args.rounds} done")
+    for c in contenders:
+        c.close()
+
+    results: dict[str, Any] = {}
+    for op in OPS:
+        base = samples[op][BASELINE]
+        row: dict[str, Any] = {}
+        for name in names:
+            mine = samples[op][name]
+            if not mine:
+                row[name] = None
+                continue
+            ratios = [m / b for m, b in zip(mine, base, strict=True)]
+            row[name] = {
+                "per_op_us": statistics.median(mine) * 1e6,
+                "per_s": statistics.median(rates[op][name]),
+                "ratio": statistics.median(ratios),
+                "samples_us": [round(x * 1e6, 3) for x in mine],
+            }
+        results[op] = row
+    return {"size": size, "bulk_import": bulk, "contenders": names, "ops": results, "scan_cap": scan_cap}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import diskcache
+
+        diskcache_version = diskcache.__version__
+    except ImportError:
+        diskcache_version = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": apsw.sqlite_lib_version(),
+        "apsw": apsw.apsw_version(),
+        "stdlib_sqlite3": sqlite3.sqlite_version,
+        "diskcache": diskcache_version,
+        "litesessions": litesessions.__version__,
+        "load_average": os.getloadavg(),
+    }
+
+
+def fmt_rate(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.0f}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown table: operations (or rows) per second, and per-op time ratio against raw apsw."""
+    names = result["contenders"]
+    lines = [
+        "| operation | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for op in OPS:
+        cells = []
+        for name in names:
+            cell = result["ops"][op][name]
+            if cell is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{fmt_rate(cell['per_s'])}/s x{cell['ratio']:.2f}")
+        lines.append(f"| {OP_LABELS[op]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def checks(results: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """The issue's Done-when items that this run measures: (item, holds, figures)."""
+    out: list[tuple[str, bool, str]] = []
+    limits = {"get": 1.5, "create": 1.15, "update": 1.15, "delete": 1.15, "get_by_subject": 1.5}
+    for res in results:
+        size = res["size"]
+        ops = res["ops"]
+        for op, limit in limits.items():
+            ratio = ops[op]["litesessions"]["ratio"]
+            out.append((f"{size:,}: {op} ratio vs raw apsw <= {limit}", ratio <= limit, f"{ratio:.2f}"))
+        for rival in ("diskcache", "sqlite3"):
+            if rival not in res["contenders"]:
+                continue
+            for op in ("create", "get", "update", "delete"):
+                mine, theirs = ops[op]["litesessions"]["per_s"], ops[op][rival]["per_s"]
+                out.append((f"{size:,}: {op} faster than {rival}", mine > theirs, f"{mine:,.0f}/s vs {theirs:,.0f}/s"))
+        cl = ops["cleanup"]
+        mine, raw = cl["litesessions"]["per_s"], cl[BASELINE]["per_s"]
+        out.append(
+            (
+                f"{size:,}: cleanup >= 1/2 of unbounded raw DELETE rows/s",
+                mine >= raw / 2,
+                f"{mine:,.0f} vs {raw:,.0f} rows/s",
+            )
+        )
+        bulk = res["bulk_import"]["sessions_per_s"]
+        out.append((f"{size:,}: bulk import >= 100,000 sessions/s", bulk >= 100_000, f"{bulk:,.0f}/s"))
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        for op in ("get", "update"):
+            a = small["ops"][op]["litesessions"]["per_op_us"]
+            b = large["ops"][op]["litesessions"]["per_op_us"]
+            out.append(
+                (
+                    f"{op} latency at {large['size']:,} within 1.3x of {small['size']:,}",
+                    b <= 1.3 * a,
+                    f"{b:.1f} us vs {a:.1f} us (x{b / a:.2f})",
+                )
+            )
+    return out
+
+
+def plot(results: list[dict[str, Any]], path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot: matplotlib is not installed (pip install matplotlib); no chart drawn", file=sys.stderr)
+        return False
+    fig, axes = plt.subplots(len(results), 1, figsize=(11, 4.2 * len(results)), squeeze=False)
+    for ax, res in zip(axes[:, 0], results, strict=True):
+        names = res["contenders"]
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
+            xs, ys = [], []
+            for i, op in enumerate(OPS):
+                cell = res["ops"][op][name]
+                if cell is not None:
+                    xs.append(i + (j - (len(names) - 1) / 2) * width)
+                    ys.append(cell["ratio"])
+            ax.bar(xs, ys, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(OPS)), [OP_LABELS[op] for op in OPS], rotation=15)
+        ax.set_ylabel("time per op / raw apsw (log)")
+        ax.set_title(f"{res['size']:,} stored sessions, 2 KiB ticket: lower is faster")
+        ax.legend(fontsize=8, ncols=len(names))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 10,000 sessions, small batches")
+    parser.add_argument("--sizes", type=int, nargs="+", help="stored sessions (default 10000 1000000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per size (default 7; quick 3)")
+    parser.add_argument("--batch", type=int, help="operations per contender, op and round (default 2000; quick 200)")
+    parser.add_argument("--expired", type=int, help="expired sessions cleaned per round (default 10000; quick 500)")
+    parser.add_argument("--ticket-size", type=int, default=2048, help="ticket length in characters (default 2048)")
+    parser.add_argument("--no-diskcache", action="store_true", help="leave diskcache out")
+    parser.add_argument("--dir", help="working directory for the files (default: a temporary one)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw a bar chart (needs matplotlib)")
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes or ([10_000] if args.quick else [10_000, 1_000_000])
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.batch = args.batch or (200 if args.quick else 2000)
+    args.expired = args.expired or (500 if args.quick else 10_000)
+    if args.batch < 2 * PER_SUBJECT or args.rounds < 1 or args.expired < 1:
+        parser.error(f"--batch must be >= {2 * PER_SUBJECT}; --rounds and --expired >= 1")
+    if not args.no_diskcache:
+        try:
+            import diskcache  # noqa: F401
+        except ImportError:
+            print("diskcache is not installed: leaving it out (pip install diskcache)", file=sys.stderr)
+            args.no_diskcache = True
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    info = machine()
+    started = time.time()
+    ticket = make_ticket(random.Random(0), args.ticket_size)
+    results = []
+    workdir = tempfile.mkdtemp(prefix="litesessions-bench-", dir=args.dir)
+    try:
+        for size in args.sizes:
+            results.append(run_size(size, args, workdir, ticket, log))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    info["load_average_end"] = os.getloadavg()
+    elapsed = time.time() - started
+
+    print(
+        f"litesessions bench: {info['cpu']}, {info['cores']} cores, {info['platform']}, Python {info['python']}, "
+        f"SQLite {info['sqlite']} (apsw {info['apsw']}), diskcache {info['diskcache']}"
+    )
+    print(
+        f"{args.rounds} interleaved rounds x {args.batch} ops, {args.ticket_size}-char ticket, "
+        f"{args.expired:,} expired rows per cleanup; load average {info['load_average'][0]:.2f} at start, "
+        f"{info['load_average_end'][0]:.2f} at end; {elapsed:.0f} s"
+    )
+    print("cells: median operations (cleanup: rows) per second, xmedian per-op time ratio against raw apsw")
+    for res in results:
+        print()
+        print(
+            f"### {res['size']:,} stored sessions "
+            f"(bulk import through create_user_sessions: {res['bulk_import']['sessions_per_s']:,.0f} sessions/s)"
+        )
+        print()
+        print(table(res))
+        if "in-memory" in res["contenders"] and res["scan_cap"] < args.batch // PER_SUBJECT:
+            print(f"\n(in-memory by-subject ops scan every session: timed on {res['scan_cap']} subjects per round)")
+    print()
+    print("Done-when items measured here:")
+    for item, ok, figures in checks(results):
+        print(f"  [{'ok' if ok else 'NO'}] {item}: {figures}")
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "args": vars(args), "results": results}, f, indent=1)
+    if args.plot and plot(results, args.plot):
+        print(f"\nchart written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
