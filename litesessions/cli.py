@@ -11,6 +11,7 @@ without litesessions tables) instead of creating an empty one; only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -393,17 +394,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
             share = f" ({100 * read // size}%)" if size else ""
             progress.show(f"import: {number:,} lines read{share}")
 
-        with SqliteUserSessionStore(_db(args), partition_key=args.partition) as store:
-            try:
-                result = admin.import_sessions(
-                    store,
-                    lines(),
-                    source=source,
-                    on_duplicate=args.on_duplicate,
-                    progress=report if progress.enabled else None,
-                )
-            finally:
-                progress.clear()
+        db = os.path.abspath(_db(args))
+        created = not os.path.exists(db)
+        try:
+            with SqliteUserSessionStore(db, partition_key=args.partition) as store:
+                try:
+                    result = admin.import_sessions(
+                        store,
+                        lines(),
+                        source=source,
+                        on_duplicate=args.on_duplicate,
+                        progress=report if progress.enabled else None,
+                    )
+                finally:
+                    progress.clear()
+        except BaseException:
+            if created:  # a failed import into a new file leaves no empty database behind
+                for leftover in (db, db + "-wal", db + "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(leftover)
+            raise
     skipped = f" ({_plural(result.skipped, 'duplicate')} skipped)" if result.skipped else ""
     print(f"imported {_plural(result.imported, 'session')}{skipped} from {source} into partition {args.partition!r}")
     return 0

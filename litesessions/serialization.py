@@ -93,8 +93,8 @@ def session_from_dict(data: object) -> UserSession:
     except InvalidSessionError:
         raise
     except cattrs.BaseValidationError as e:
-        messages = cattrs.transform_error(e, path="session", format_exception=_describe)
-        raise InvalidSessionError("; ".join(messages)) from None
+        messages = cattrs.transform_error(e, path="", format_exception=_describe)
+        raise InvalidSessionError("; ".join(_member_first(m) for m in messages)) from None
     except (ValueError, TypeError, KeyError) as e:
         raise InvalidSessionError(str(e)) from None
     return session
@@ -121,6 +121,13 @@ def _describe(exc: BaseException, type_: type[Any] | None) -> str:
     if isinstance(exc, ValueError) and exc.args:
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
+
+
+def _member_first(message: str) -> str:
+    # cattrs writes "what @ .member"; "member: what" reads better in one error line.
+    what, _, where = message.rpartition(" @ ")
+    member = where.lstrip(".$")
+    return f"{member}: {what}" if what and member else (what or message)
 
 
 def _json_type(value: object) -> str:

@@ -347,3 +347,12 @@ def test_export_and_import_stream_in_constant_memory(tmp_path: Path) -> None:
     assert export_mb < 100, export_mb
     assert import_mb < 100, import_mb
     assert rows(target) == rows(source)
+
+
+def test_a_failed_import_into_a_new_file_leaves_no_file_behind(tmp_path: Path) -> None:
+    dump, db = tmp_path / "bad.jsonl", tmp_path / "new.db"
+    dump.write_text(encode_session(session()) + "\n" + '{"key": "x"}\n')
+    result = run("import", str(dump), "--db", str(db))
+    assert result.returncode == 1
+    assert "1 bad line (2); nothing was imported; line 2: subject_id: required field missing" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
