@@ -573,3 +573,30 @@ def test_timestamps_in_listings_are_utc(db: Path) -> None:
         )
     shown = json.loads(run("show", "tz", "--db", str(db), "--partition", "tz", "--json").stdout)
     assert shown["created"] == "2026-06-01T00:00:00.000005Z"
+
+
+def test_the_readme_transcript_runs_as_shown(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    transcript = section.split("```text\n", 1)[1].split("```", 1)[0]
+    steps = [s for s in transcript.split("$ ")[1:] if s.strip()]
+    assert len(steps) >= 12
+    bin_dir = str(Path(litesessions_command()[0]).parent)
+    env = {**os.environ, "LITESESSIONS_DB": "sessions.db", "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    assert run("demo", "--db", str(tmp_path / "sessions.db")).returncode == 0
+    for step in steps:
+        command, _, shown = step.partition("\n")
+        if command.startswith("litesessions show"):
+            listing = run("list", "--db", str(tmp_path / "sessions.db"), "--partition", "litesessions-demo", "--json")
+            carol = next(s["key"] for s in json.loads(listing.stdout) if s["subject_id"] == "carol")
+            command = command.rsplit(" ", 1)[0] + " " + carol
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        expected_code = int(shown.split("(exit ")[1].split(")")[0]) if "(exit " in shown else 0
+        assert result.returncode == expected_code, (command, result.stderr)
+        shown_lines = [line for line in shown.strip().splitlines() if not line.startswith("(exit ")]
+        seen_lines = (result.stdout + result.stderr).strip().splitlines()
+        # keys, timestamps and paths differ from run to run; the shape and the first words do not
+        assert len(seen_lines) == len(shown_lines), (command, seen_lines, shown_lines)
+        assert [line[:8] for line in seen_lines[:1]] == [line[:8] for line in shown_lines[:1]], command

@@ -368,3 +368,18 @@ def test_unfiltered_pages_are_ordered_by_the_key_index_itself(sqlite_store: Sqli
 def test_expired_sessions_are_paged_too(sqlite_store: SqliteUserSessionStore) -> None:
     sqlite_store.create_user_session(make_session(key="old", expires=T0 - timedelta(days=1)))
     assert [s.key for s in sqlite_store.query_user_sessions().sessions] == ["old"]
+
+
+def test_the_readme_paging_example_walks_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    with SqliteUserSessionStore("sessions.db", partition_key="my-bff") as store:
+        store.create_user_sessions(make_session(subject_id="alice") for _ in range(60))
+        store.create_user_sessions(make_session(subject_id="bob") for _ in range(5))
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README paging example", "exec"), namespace)
+    assert len(namespace["seen"]) == 60 and {s.subject_id for s in namespace["seen"]} == {"alice"}
