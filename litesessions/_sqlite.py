@@ -94,6 +94,12 @@ def prepare_path(path: object) -> str:
         raise StoreOpenError(f"directory {directory} does not exist; create it first")
     if os.path.isdir(full):
         raise StoreOpenError(f"{full} is a directory; give the path of a database file")
+    if not os.access(directory, os.W_OK) and not os.path.exists(full + "-shm"):
+        # WAL mode needs to create the -wal and -shm files next to the database.
+        raise ReadOnlyDatabaseError(
+            f"{full} cannot be used: its directory is not writable, and SQLite must create "
+            f"{os.path.basename(full)}-wal and -shm in it; make the directory writable (nothing was changed)"
+        )
     if not os.path.exists(full):
         try:
             os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -139,11 +145,49 @@ def set_busy_wait(connection: apsw.Connection, timeout_ms: int) -> None:
     connection.set_busy_handler(busy)
 
 
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+def check_header(path: str) -> None:
+    """Read the file's first 100 bytes; refuse a file that is not, or no longer, a whole SQLite database.
+
+    SQLite itself treats a very short file (measured: one byte) as an empty
+    database and overwrites it, and reports a database cut inside its first
+    page as "not a database"; both are caught here, before SQLite sees them.
+    A zero-length file is a new, empty database.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise StoreOpenError(f"{path} cannot be read ({e.strerror}); check that it is a readable file") from e
+    if size == 0:
+        return
+    if not (header.startswith(SQLITE_MAGIC) or SQLITE_MAGIC.startswith(header)):
+        if size < len(SQLITE_MAGIC):  # longer ones SQLite refuses itself (its error becomes our __cause__)
+            raise NotADatabaseError(f"{path} is not a SQLite database; check the path (the file was left untouched)")
+        return
+    page_size = int.from_bytes(header[16:18], "big") if len(header) >= 18 else 0
+    page_size = 65536 if page_size == 1 else page_size
+    if len(header) < 100 or size < page_size:
+        raise DatabaseCorruptError(
+            f"{path} is a damaged SQLite database (truncated to {size} bytes); restore it from a backup "
+            "or move it aside (the file was left untouched)"
+        )
+
+
 def check_readable(connection: apsw.Connection, path: str) -> None:
     """Read the file's schema, so a file that is not SQLite fails here, before anything is written."""
-    connection.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    check_header(path)
+    # First: SQLite falls back to read-only when it may not write the file, and a
+    # read of a WAL file would then fail with a less helpful "cannot open".
     if connection.readonly("main"):
-        raise ReadOnlyDatabaseError(f"{path} is read-only; litesessions needs to write to it")
+        raise ReadOnlyDatabaseError(
+            f"{path} is read-only (file permissions, or a read-only medium); litesessions needs to write to it: "
+            "fix its permissions or move it (the file was left untouched)"
+        )
+    connection.execute("SELECT count(*) FROM sqlite_schema").fetchall()
 
 
 def set_wal(connection: apsw.Connection, path: str) -> None:
@@ -220,10 +264,12 @@ class Checkpointer:
         if name != "main":
             return apsw.SQLITE_OK
         if pages >= self._restart_at:
-            # The checkpoint thread's RESTART keeps failing (it competes with the writers for
-            # the write lock, and for the GIL): the committing call, which holds neither, tries.
-            self._restart_at = pages + AUTOCHECKPOINT_PAGES
-            self._restart(connection)
+            # The checkpoint thread cannot keep up (its RESTART competes with the writers for the
+            # write lock, and for the GIL): the committing call, which holds neither, tries.  If a
+            # checkpoint is running right now, the next commit tries again; if readers were in the
+            # way, AUTOCHECKPOINT_PAGES frames later.
+            if self._restart(connection):
+                self._restart_at = pages + AUTOCHECKPOINT_PAGES
             return apsw.SQLITE_OK
         if pages < RESTART_PAGES:
             self._restart_at = FALLBACK_RESTART_PAGES
@@ -237,14 +283,20 @@ class Checkpointer:
                     self._thread.start()
         return apsw.SQLITE_OK
 
-    def _restart(self, connection: apsw.Connection) -> None:
+    def _restart(self, connection: apsw.Connection) -> bool:
+        """Try a RESTART checkpoint; False if it could not even start (another checkpoint holds its lock)."""
+        started = time.monotonic()
         set_busy_wait(connection, min(self._busy_timeout_ms, RESTART_WAIT_MS))
         try:
             connection.wal_checkpoint("main", apsw.SQLITE_CHECKPOINT_RESTART)
+        except apsw.BusyError:
+            # SQLite returns at once, without waiting, when another checkpoint is running.
+            return time.monotonic() - started > 0.001
         except apsw.Error:
-            pass  # readers still in the way: tried again AUTOCHECKPOINT_PAGES frames later
+            pass  # an I/O error: tried again later
         finally:
             set_busy_wait(connection, self._busy_timeout_ms)
+        return True
 
     def close(self) -> None:
         """End the thread (after the checkpoint in progress, if any) and close its connection. Idempotent."""
