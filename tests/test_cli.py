@@ -600,3 +600,18 @@ def test_the_readme_transcript_runs_as_shown(tmp_path: Path) -> None:
         # keys, timestamps and paths differ from run to run; the shape and the first words do not
         assert len(seen_lines) == len(shown_lines), (command, seen_lines, shown_lines)
         assert [line[:8] for line in seen_lines[:1]] == [line[:8] for line in shown_lines[:1]], command
+
+
+def test_admin_listing_statements_search_the_index_of_their_criterion(db: Path) -> None:
+    from litesessions import admin
+
+    connection = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        for (subject, session, _), sql in admin.LIST_QUERIES.items():
+            plan = [str(r[3]) for r in connection.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * sql.count("?"))]
+            index = "session_id" if session else "subject" if subject else "key"
+            assert plan[0].startswith(f"SEARCH litesessions_sessions USING INDEX litesessions_sessions_{index} "), plan
+        plan = [str(r[3]) for r in connection.execute("EXPLAIN QUERY PLAN " + admin.EXPORT_SUBJECT, ["p", "s"])]
+        assert plan[0].startswith("SEARCH litesessions_sessions USING INDEX litesessions_sessions_subject "), plan
+    finally:
+        connection.close()
