@@ -251,14 +251,17 @@ class SessionCleanup:
 
         A run in progress stops after its current batch (one short
         transaction), so this normally returns within milliseconds.
+        Raises ``TypeError``/``ConfigurationError`` (stopping nothing) for a
+        timeout that is not a finite number of seconds >= 0.
         """
+        wait = _seconds(timeout, "timeout", low=0.0, allow_low=True)
         with self._state_lock:
             self._stop.set()
             thread = self._thread
             self._thread = None
             _RUNNING.discard(self)
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join(wait)
 
     def _forget_thread(self) -> None:
         # In a forked child: the thread is gone, and the lock may have been held by it.

@@ -316,3 +316,17 @@ def test_background_cleanup_under_update_load_removes_every_expired_and_keeps_ev
         for key, expected in latest.items():
             assert store.get_user_session(key) == expected
         assert store.get_user_sessions(UserSessionsFilter(subject_id="sub-0"))  # the indexes still answer
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(float("nan"), ConfigurationError), (-1, ConfigurationError), ("1", TypeError)]
+)
+def test_bad_stop_timeout_is_refused_and_stops_nothing(
+    store: SqliteUserSessionStore, timeout: Any, error: type[Exception]
+) -> None:
+    cleanup = SessionCleanup(store).start(interval=3600, jitter=3600)
+    with pytest.raises(error):
+        cleanup.stop(timeout)
+    assert cleanup.running
+    cleanup.stop()
+    assert not cleanup.running
