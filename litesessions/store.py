@@ -19,6 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import starmap as _starmap
 from types import TracebackType
 from typing import Any, Final
 
@@ -64,6 +65,12 @@ SELECT_FILTERED: Final = {k: f"SELECT {_COLUMNS} FROM {_T} WHERE {w}" for k, w i
 DELETE_FILTERED: Final = {k: f"DELETE FROM {_T} WHERE {w}" for k, w in _WHERE.items()}
 
 _SAVEPOINT: Final = "litesessions_op"
+
+# A bulk import inserts into indexes of random keys, touching pages all over
+# them: with SQLite's default 2 MiB page cache those pages are spilled and
+# read back again and again.  create_user_sessions raises this connection's
+# cache to this many KiB for its duration (measured by tools/bench.py).
+IMPORT_CACHE_KIB: Final = 64 * 1024
 
 # Connections inherited across fork() are kept referenced here, never used
 # or closed: closing them in the child could disturb the parent's locks.
@@ -115,12 +122,18 @@ def _session_params(partition_key: str, session: UserSession) -> tuple[Any, ...]
     )
 
 
-def _check_filter(filter: object) -> tuple[bool, bool, tuple[str, ...]]:
+def _filter_query(
+    filter: object, partition_key: str, statements: dict[tuple[bool, bool], str]
+) -> tuple[str, tuple[str, ...]]:
+    """Return the statement (from ``statements``) and parameters for ``filter``; raise like ``criteria()``."""
     if not isinstance(filter, UserSessionsFilter):
         raise TypeError(f"filter must be a UserSessionsFilter, got {type(filter).__name__}")
     subject_id, session_id = filter.criteria()
-    values = tuple(v for v in (subject_id, session_id) if v is not None)
-    return subject_id is not None, session_id is not None, values
+    if session_id is None:
+        return statements[True, False], (partition_key, subject_id)  # type: ignore[return-value]
+    if subject_id is None:
+        return statements[False, True], (partition_key, session_id)
+    return statements[True, True], (partition_key, subject_id, session_id)
 
 
 class SqliteUserSessionStore:
@@ -349,20 +362,27 @@ class SqliteUserSessionStore:
         try:
             connection = self._connection()
             before = connection.total_changes()
-            nested = _begin(connection)
+            cache_size = int(connection.execute("PRAGMA cache_size").fetchall()[0][0])  # type: ignore[arg-type]
+            connection.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}").fetchall()
             try:
-                connection.executemany(INSERT, rows())
-                count = connection.total_changes() - before
-                _commit(connection, nested)
-            except apsw.ConstraintError as e:
-                _rollback(connection, nested)
-                raise DuplicateSessionError(
-                    "a session's key or session_id already exists in this partition (or twice in the input); "
-                    "nothing was stored"
-                ) from e
-            except BaseException:
-                _rollback(connection, nested)
-                raise
+                nested = _begin(connection)
+                try:
+                    connection.executemany(INSERT, rows())
+                    count = connection.total_changes() - before
+                    _commit(connection, nested)
+                except apsw.ConstraintError as e:
+                    _rollback(connection, nested)
+                    raise DuplicateSessionError(
+                        "a session's key or session_id already exists in this partition (or twice in the input); "
+                        "nothing was stored"
+                    ) from e
+                except BaseException:
+                    _rollback(connection, nested)
+                    raise
+            finally:
+                # Back to the usual cache (SQLite frees the pages above it), even after an error.
+                with contextlib.suppress(apsw.Error):
+                    connection.execute(f"PRAGMA cache_size={cache_size}").fetchall()
         except apsw.Error as e:
             raise _sqlite.translate(e, self._path) from e
         return count
@@ -420,11 +440,9 @@ class SqliteUserSessionStore:
         :class:`InvalidFilterError`.  Matching is exact and case-sensitive.
         One ``SELECT``, on an index.
         """
-        has_subject, has_session, values = _check_filter(filter)
-        sql = SELECT_FILTERED[has_subject, has_session]
+        sql, params = _filter_query(filter, self._partition_key, SELECT_FILTERED)
         try:
-            cursor = self._connection().execute(sql, (self._partition_key, *values))
-            return [session_from_row(*row) for row in cursor]
+            return list(_starmap(session_from_row, self._connection().execute(sql, params)))
         except apsw.Error as e:
             raise _sqlite.translate(e, self._path) from e
 
@@ -433,8 +451,8 @@ class SqliteUserSessionStore:
 
         Raises like :meth:`get_user_sessions`.
         """
-        has_subject, has_session, values = _check_filter(filter)
-        return self._delete(DELETE_FILTERED[has_subject, has_session], (self._partition_key, *values))
+        sql, params = _filter_query(filter, self._partition_key, DELETE_FILTERED)
+        return self._delete(sql, params)
 
     def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
         try:
