@@ -315,12 +315,30 @@ def test_cli_import_with_a_bad_on_duplicate_is_a_usage_error(tmp_path: Path) -> 
 # -- constant memory ---------------------------------------------------------------
 
 
-def _peak_rss_mb(argv: list[str], stdin: Any = None, stdout: Any = None) -> tuple[int, float]:
+# The measured command runs as the child of a small launcher process, not of
+# pytest: Linux carries ru_maxrss across fork and exec, so a child of the (large)
+# test process would report the test process's own peak.
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def _peak_rss_mb(argv: list[str], report: Path, stdin: Any = None, stdout: Any = None) -> tuple[int, float]:
     """Run argv to completion; return (exit code, peak RSS in MB of that process)."""
-    process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(report), *argv],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=1800,
+    )
+    code, kib = report.read_text().split()
+    return int(code), int(kib) / 1024  # ru_maxrss is in KiB on Linux
 
 
 @pytest.mark.slow
@@ -340,9 +358,9 @@ def test_export_and_import_stream_in_constant_memory(tmp_path: Path) -> None:
         )
     command = litesessions_command()
     with dump.open("wb") as out:
-        code, export_mb = _peak_rss_mb([*command, "export", "--db", str(source)], stdout=out)
+        code, export_mb = _peak_rss_mb([*command, "export", "--db", str(source)], tmp_path / "rss", stdout=out)
     assert code == 0
-    code, import_mb = _peak_rss_mb([*command, "import", str(dump), "--db", str(target)])
+    code, import_mb = _peak_rss_mb([*command, "import", str(dump), "--db", str(target)], tmp_path / "rss")
     assert code == 0
     assert export_mb < 100, export_mb
     assert import_mb < 100, import_mb

@@ -75,20 +75,38 @@ def build(path: Path, count: int, ticket_size: int) -> float:
     return time.perf_counter() - started
 
 
+# The measured command runs as the child of a small launcher process: Linux
+# carries ru_maxrss across fork and exec, so a direct child of this (large)
+# process would report this process's own peak.
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_measured(argv: list[str], stdin: Path | None = None, stdout: Path | None = None) -> tuple[float, float]:
-    """Run a child to completion; return (seconds, peak RSS in MB)."""
+    """Run a command to completion; return (seconds, its peak RSS in MB)."""
     with (
         open(stdin, "rb") if stdin else open(os.devnull, "rb") as fin,
         open(stdout, "wb") if stdout else open(os.devnull, "wb") as fout,
+        tempfile.NamedTemporaryFile("r", suffix=".rss") as report,
     ):
         started = time.perf_counter()
-        child = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
+        subprocess.run(
+            [sys.executable, "-c", LAUNCHER, report.name, *argv],
+            stdin=fin,
+            stdout=fout,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
         elapsed = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+        code, kib = report.read().split()
+    if int(code) != 0:
         sys.exit(f"{' '.join(argv)} exited with {code}")
-    return elapsed, usage.ru_maxrss / 1024  # KiB on Linux
+    return elapsed, int(kib) / 1024  # KiB on Linux
 
 
 def same_content(a: Path, b: Path) -> int:
