@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
-import weakref
 from typing import Final
 
 import apsw
@@ -26,27 +23,22 @@ from litesessions.errors import (
 # of writes does not leave a large -wal file behind for good.
 JOURNAL_SIZE_LIMIT: Final = 8 * 1024 * 1024
 
-# Checkpoint policy (see Checkpointer).  SQLite's default is a PASSIVE
-# checkpoint whenever a commit leaves at least 1000 pages in the WAL; we keep
-# the threshold but move the checkpoint off the committing call.
+# Checkpoint policy (see Checkpointer).  SQLite's default: the committing call
+# runs a PASSIVE checkpoint whenever its commit leaves at least this many pages
+# in the WAL.  We keep it: with one writer at a time it copies everything, and
+# the next writer starts the WAL over from its beginning.
 AUTOCHECKPOINT_PAGES: Final = 1000
 # A PASSIVE checkpoint can only copy frames that no reader still needs, and the
 # WAL only restarts from its beginning once every frame was copied: readers
 # that overlap without a pause starve it, and the WAL grows without limit
-# (measured: 477 MB after 20,000 small writes).  From this many pages on, a
-# RESTART checkpoint is tried instead, which waits for the readers to move to
-# the newest snapshot and then lets the WAL start over.
+# (measured: 477 MB after 20,000 small writes).  From this many pages on, the
+# committing call tries a RESTART checkpoint instead, which waits for the
+# readers to move to the newest snapshot and then lets the WAL start over.
 RESTART_PAGES: Final = 4000
-# If the WAL still reaches this many pages, the committing call tries RESTART itself.
-FALLBACK_RESTART_PAGES: Final = 2 * RESTART_PAGES
-# How long (ms) that RESTART attempt may wait for readers.  It holds the write
-# lock while it waits, so this bounds what it adds to a writer's latency; a
-# failed attempt is repeated at the next request.
+# How long (ms) that RESTART attempt may wait (for readers, for the write lock).
+# It holds the write lock meanwhile, so this bounds what it adds to a writer's
+# latency; a failed attempt is repeated AUTOCHECKPOINT_PAGES frames later.
 RESTART_WAIT_MS: Final = 100
-# At most one checkpoint per this many seconds: each one costs two fsyncs.
-CHECKPOINT_GAP_S: Final = 0.01
-# The checkpoint thread closes its connection and ends after this long idle.
-IDLE_S: Final = 2.0
 
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
@@ -201,9 +193,9 @@ def set_wal(connection: apsw.Connection, path: str) -> None:
 def configure(connection: apsw.Connection, durability: str, checkpointer: Checkpointer | None = None) -> None:
     """Set the per-connection pragmas (synchronous level, WAL size limit) and the checkpoint policy.
 
-    With a ``checkpointer``, this connection's commits hand their checkpoints
-    to it (see :class:`Checkpointer`); without one, SQLite's own autocheckpoint
-    (a PASSIVE checkpoint in the committing call) stays in force.
+    With a ``checkpointer``, this connection's commits follow its policy (see
+    :class:`Checkpointer`); without one, SQLite's own autocheckpoint (PASSIVE
+    only) stays in force.
     """
     connection.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}").fetchall()
     connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}").fetchall()
@@ -211,76 +203,48 @@ def configure(connection: apsw.Connection, durability: str, checkpointer: Checkp
         connection.set_wal_hook(checkpointer.wal_hook)
 
 
-# Every Checkpointer of this process, so a forked child can drop their threads.
-_CHECKPOINTERS: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
-
-
-def _checkpointers_after_fork_in_child() -> None:
-    for checkpointer in list(_CHECKPOINTERS):
-        checkpointer._forget()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_checkpointers_after_fork_in_child)
-
-
 class Checkpointer:
-    """Runs a store's WAL checkpoints on a daemon thread of its own, off the writers' calls.
+    """The WAL hook of a store's connections: SQLite's autocheckpoint, plus RESTART when readers starve it.
 
-    A checkpoint copies WAL frames into the database file and fsyncs both
-    files; done inside a commit (SQLite's default), that time lands on whichever
-    call crossed the threshold (measured here: 30 to 500 ms).  Instead, each
-    connection's WAL hook only calls :meth:`wal_hook`, which wakes this thread:
+    After a commit that leaves ``pages`` frames in the WAL, in the committing
+    call (which has just released the write lock, so nobody else waits for it):
 
-    * from :data:`AUTOCHECKPOINT_PAGES` frames in the WAL, a PASSIVE checkpoint
-      (never waits for anyone; writers go on appending meanwhile);
-    * from :data:`RESTART_PAGES` frames (the background checkpoints cannot
-      keep up, or are starved by readers that overlap without a pause, so the
-      WAL never starts over), the committing call itself runs a RESTART
-      checkpoint that waits at most :data:`RESTART_WAIT_MS` for readers to reach
-      the newest snapshot, after which the next writer starts the WAL over
-      from its beginning (and truncates it to :data:`JOURNAL_SIZE_LIMIT`);
-      if it fails, the next try is :data:`AUTOCHECKPOINT_PAGES` frames later.
+    * from :data:`AUTOCHECKPOINT_PAGES` on, a PASSIVE checkpoint (never waits;
+      exactly SQLite's default behaviour);
+    * from :data:`RESTART_PAGES` on, a RESTART checkpoint instead, which takes
+      the write lock, copies every frame, waits at most :data:`RESTART_WAIT_MS`
+      for readers to leave the WAL, and so lets the next writer start the WAL
+      over from its beginning (truncated to :data:`JOURNAL_SIZE_LIMIT`).  If
+      another connection is checkpointing right then, the next commit tries
+      again; if readers were in the way, :data:`AUTOCHECKPOINT_PAGES` frames later.
 
-    Background checkpoints are at least :data:`CHECKPOINT_GAP_S` apart.  The thread opens
-    its connection when first needed and closes it, and ends, after
-    :data:`IDLE_S` without work or on :meth:`close`.  A failed checkpoint
-    (busy, I/O error) is retried on the next request; it never reaches a caller.
+    A checkpoint that fails (busy, I/O error) is never reported to the caller,
+    whose transaction has already committed.  Measured alternatives: running
+    the checkpoints on a background thread instead made the tail latency of
+    writers worse (its RESTARTs competed with them for the write lock and the
+    GIL, and under a constant stream of writes the WAL never started over by
+    itself); see ``tools/cleanup_load.py``.
     """
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._closed = False
-        self._restart_at = FALLBACK_RESTART_PAGES
-        self._thread: threading.Thread | None = None
-        _CHECKPOINTERS.add(self)
+        self._restart_at = RESTART_PAGES
 
     def wal_hook(self, connection: apsw.Connection, name: str, pages: int) -> int:
-        """The WAL hook of the store's connections: ask for a checkpoint once the WAL is big enough."""
-        if name != "main":
+        """SQLite's WAL hook (``sqlite3_wal_hook``): called after each commit; returns ``SQLITE_OK``."""
+        if name != "main" or pages < AUTOCHECKPOINT_PAGES:
             return apsw.SQLITE_OK
-        if pages >= self._restart_at:
-            # The checkpoint thread cannot keep up (its RESTART competes with the writers for the
-            # write lock, and for the GIL): the committing call, which holds neither, tries.  If a
-            # checkpoint is running right now, the next commit tries again; if readers were in the
-            # way, AUTOCHECKPOINT_PAGES frames later.
+        if pages < RESTART_PAGES:
+            self._restart_at = RESTART_PAGES
+        elif pages >= self._restart_at:
             if self._restart(connection):
                 self._restart_at = pages + AUTOCHECKPOINT_PAGES
             return apsw.SQLITE_OK
-        if pages < RESTART_PAGES:
-            self._restart_at = FALLBACK_RESTART_PAGES
-        if pages >= AUTOCHECKPOINT_PAGES:
-            with self._lock:
-                if self._closed:
-                    return apsw.SQLITE_OK
-                self._wake.set()
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="litesessions-checkpoint", daemon=True)
-                    self._thread.start()
+        try:
+            connection.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_PASSIVE)
+        except apsw.Error:
+            pass  # another checkpoint runs, or an I/O error: the next commit tries again
         return apsw.SQLITE_OK
 
     def _restart(self, connection: apsw.Connection) -> bool:
@@ -299,50 +263,4 @@ class Checkpointer:
         return True
 
     def close(self) -> None:
-        """End the thread (after the checkpoint in progress, if any) and close its connection. Idempotent."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        self._stop.set()
-        self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _forget(self) -> None:
-        # In a forked child the thread does not exist; its connection belongs to the parent.
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = None
-
-    def _run(self) -> None:
-        connection: apsw.Connection | None = None
-        try:
-            while True:
-                self._wake.wait(IDLE_S)
-                with self._lock:
-                    # Checked under the lock: a request made after the wait timed out is not lost.
-                    if self._closed or not self._wake.is_set():
-                        self._thread = None
-                        return
-                    self._wake.clear()
-                try:
-                    if connection is None:
-                        connection = connect(self._path, self._busy_timeout_ms)
-                        connection.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}").fetchall()
-                        # A connection opens the WAL on its first read; until then a checkpoint is a no-op.
-                        connection.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-                    frames, _ = connection.wal_checkpoint("main", apsw.SQLITE_CHECKPOINT_PASSIVE)
-                    if frames >= RESTART_PAGES:
-                        # The WAL did not start over: writers never left a moment in which every
-                        # frame was copied, or readers kept old snapshots.  RESTART takes the write
-                        # lock (so no new frames), copies what PASSIVE just left, waits for readers
-                        # (bounded), and lets the next writer start the WAL over.
-                        self._restart(connection)
-                except apsw.Error:
-                    pass  # busy or I/O trouble: the next commit past the threshold asks again
-                self._stop.wait(CHECKPOINT_GAP_S)
-        finally:
-            if connection is not None:
-                with contextlib.suppress(apsw.Error):
-                    connection.close()
+        """Nothing to release (kept so a store can close its checkpointer like its connections). Idempotent."""

@@ -196,7 +196,7 @@ class SqliteUserSessionStore:
         self._local = threading.local()
         self._connections: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._path = _sqlite.prepare_path(path)
-        # WAL checkpoints run on a thread of their own, so no caller pays for them.
+        # The checkpoint policy shared by this store's connections (keeps the -wal file bounded).
         self._checkpointer = _sqlite.Checkpointer(self._path, self._busy_timeout_ms)
         self._open_first_connection()
         _STORES.add(self)
@@ -279,8 +279,6 @@ class SqliteUserSessionStore:
             self._closed = True
             connections = list(self._connections)
             self._connections = weakref.WeakSet()
-        # First, so the store's last connection to close is the process's last
-        # one on the file, and SQLite removes the -wal and -shm files.
         self._checkpointer.close()
         for connection in connections:
             with contextlib.suppress(apsw.Error):

@@ -144,22 +144,35 @@ def test_background_cleanup_does_not_survive_fork_and_can_be_restarted_in_the_ch
     store.close()
 
 
-def test_child_of_a_store_with_an_active_checkpoint_thread(db_path: Path) -> None:
+def test_child_checkpoints_a_large_wal_while_the_parent_keeps_writing(db_path: Path) -> None:
     store = SqliteUserSessionStore(db_path)
-    # Enough writes that the WAL passes the checkpoint threshold and the checkpoint thread starts.
+    # Enough data that the WAL passes the PASSIVE and RESTART thresholds in both processes.
     store.create_user_sessions(make_session(ticket="x" * 4000) for _ in range(1500))
-    assert store._checkpointer._thread is not None
-
-    def child() -> None:
-        assert store._checkpointer._thread is None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for i in range(300):
+                store.create_user_sessions(
+                    make_session(key=f"child-{i}-{j}", session_id=f"child-sid-{i}-{j}", ticket="y" * 4000)
+                    for j in range(5)
+                )
+            store.close()
+            code = 0
+        finally:
+            os.write(write_end, b"done")
+            os._exit(code)
+    os.close(write_end)
+    for i in range(300):
         store.create_user_sessions(
-            make_session(key=f"child-{i}", session_id=f"child-sid-{i}", ticket="y" * 4000) for i in range(1500)
+            make_session(key=f"parent-{i}-{j}", session_id=f"parent-sid-{i}-{j}", ticket="z" * 4000) for j in range(5)
         )
-        store.close()
-
-    in_child(child)
-    assert store.get_user_session("nope") is None
+    with os.fdopen(read_end, "rb") as pipe:
+        assert pipe.read() == b"done"
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     count = store._connection().execute("SELECT count(*) FROM litesessions_sessions").fetchall()[0][0]
-    assert count == 3000
+    assert count == 1500 + 2 * 300 * 5
     store.close()
     assert integrity(db_path) == "ok"
