@@ -330,3 +330,15 @@ def test_bad_stop_timeout_is_refused_and_stops_nothing(
     assert cleanup.running
     cleanup.stop()
     assert not cleanup.running
+
+
+def test_readme_reliability_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Reliability", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README reliability example", "exec"), namespace)
+    assert namespace["ended"] == [("alice", "sid-7")]

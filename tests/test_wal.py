@@ -101,7 +101,7 @@ def test_without_the_checkpoint_policy_the_same_workload_passes_the_bound(
         original(connection, durability, None)
 
     monkeypatch.setattr(_sqlite, "configure", sqlite_default)
-    largest, errors = write_with_overlapping_readers(tmp_path / "control.db", 15_000)
+    largest, errors = write_with_overlapping_readers(tmp_path / "control.db", 8_000)
     print(f"largest -wal without the policy: {largest / 1e6:.1f} MB")
     assert errors == []
     assert largest > WAL_BOUND
