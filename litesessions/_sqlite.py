@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import Final
 
@@ -68,7 +69,7 @@ def translate(error: apsw.Error, path: str) -> LitesessionsError:
 
 
 def prepare_path(path: object) -> str:
-    """Validate ``path`` and return it absolute; create a missing file with mode 0600.
+    """Validate ``path`` and return it absolute; create a missing file with mode 0600; :func:`check_header`.
 
     Creating the file ourselves (rather than letting SQLite do it) sets its
     mode, and SQLite gives the ``-wal`` and ``-shm`` files the same mode.
@@ -99,6 +100,7 @@ def prepare_path(path: object) -> str:
             pass  # another process created it first
         except PermissionError as e:
             raise ReadOnlyDatabaseError(f"cannot create {full}: {e.strerror}; fix the directory's permissions") from e
+    check_header(full)
     return full
 
 
@@ -149,6 +151,8 @@ def check_header(path: str) -> None:
     A zero-length file is a new, empty database.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open() below
+            raise StoreOpenError(f"{path} is not a regular file; give the path of a database file")
         with open(path, "rb") as f:
             header = f.read(100)
             size = os.fstat(f.fileno()).st_size
@@ -171,7 +175,6 @@ def check_header(path: str) -> None:
 
 def check_readable(connection: apsw.Connection, path: str) -> None:
     """Read the file's schema, so a file that is not SQLite fails here, before anything is written."""
-    check_header(path)
     # First: SQLite falls back to read-only when it may not write the file, and a
     # read of a WAL file would then fail with a less helpful "cannot open".
     if connection.readonly("main"):

@@ -263,3 +263,9 @@ def test_an_ordinary_writable_file_works_for_the_unprivileged_user(world_dir: Pa
     # ...and the helper does not fail everything: a writable file and directory work.
     world_dir.chmod(0o777)
     assert unprivileged(lambda: open_and_write(world_dir / "fine.db")) == "stored"
+
+
+def test_a_fifo(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.db"
+    os.mkfifo(path)
+    refused(path, StoreOpenError, "not a regular file")
