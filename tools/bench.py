@@ -83,6 +83,9 @@ OPS = ("create", "get", "update", "delete", "get_by_subject", "delete_by_subject
 CLEANUPS = ("cleanup", "cleanup_big")
 WRITES = ("create", "update", "delete", "delete_by_subject", *CLEANUPS)
 READS_PER_WRITE = 4
+# diskcache expires by the wall clock, not by T0: one day more, so that no live
+# session (some expire moments after T0) expires while the benchmark runs.
+DISKCACHE_MARGIN_S = 86_400.0
 OP_LABELS = {
     "create": "create",
     "get": "get by key",
@@ -130,7 +133,7 @@ class Row:
         )
         self.value = (subject, sid, c, c, e, ticket)
         # diskcache wants seconds from now; the cleanup "now" below is the real time.time().
-        self.expire_in = (expires - T0).total_seconds()
+        self.expire_in = (expires - T0).total_seconds() + DISKCACHE_MARGIN_S
 
 
 class Renewal:
@@ -153,7 +156,7 @@ class Renewal:
             ticket=ticket,
         )
         self.value = (subject, sid, c, r, e, ticket)
-        self.expire_in = (expires - T0).total_seconds()
+        self.expire_in = (expires - T0).total_seconds() + DISKCACHE_MARGIN_S
 
 
 class Population:
@@ -490,7 +493,7 @@ class DiskcacheContender(Contender):
             for i, (key, sid) in enumerate(zip(pop.keys, pop.sids, strict=True)):
                 created, renewed, expires = pop.times(i)
                 value = (pop.subject(i), sid, created, renewed, expires, pop.ticket)
-                cache.set(key, value, expire=(expires - now) / 1e6)
+                cache.set(key, value, expire=(expires - now) / 1e6 + DISKCACHE_MARGIN_S)
 
     def create(self, rnd: Round) -> int:
         add = self.cache.add
@@ -924,37 +927,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     started = time.time()
     ticket = make_ticket(random.Random(0), args.ticket_size)
-    results = []
-    workdir = tempfile.mkdtemp(prefix="litesessions-bench-", dir=args.dir)
-    try:
-        for size in args.sizes:
-            results.append(run_size(size, args, workdir, ticket, log))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    info["load_average_end"] = os.getloadavg()
-    elapsed = time.time() - started
-
     print(
         f"litesessions bench: {info['cpu']}, {info['cores']} cores, {info['platform']}, Python {info['python']}, "
         f"SQLite {info['sqlite']} (apsw {info['apsw']}), diskcache {info['diskcache']}"
     )
     print(
-        f"{args.rounds} interleaved rounds x {args.batch} ops, {args.ticket_size}-char ticket, "
-        f"{args.expired:,} expired rows per cleanup; load average {info['load_average'][0]:.2f} at start, "
-        f"{info['load_average_end'][0]:.2f} at end; {elapsed:.0f} s"
+        f"{args.rounds} interleaved rounds x {args.batch} writes ({READS_PER_WRITE * args.batch} reads), "
+        f"{args.ticket_size}-char ticket, {args.expired:,} expired rows per cleanup; "
+        f"load average {info['load_average'][0]:.2f} at start"
     )
     print("cells: median operations (cleanup: rows) per second, xmedian per-op time ratio against raw apsw")
-    for res in results:
-        print()
-        print(
-            f"### {res['size']:,} stored sessions (bulk import of them through create_user_sessions: "
-            f"{res['bulk_import']['sessions_per_s']:,.0f} sessions/s; raw apsw executemany: "
-            f"{res['bulk_import_raw_apsw']['sessions_per_s']:,.0f} sessions/s)"
-        )
-        print()
-        print(table(res))
-        if "in-memory" in res["contenders"] and res["scan_cap"] < args.batch // PER_SUBJECT:
-            print(f"\n(in-memory by-subject ops scan every session: timed on {res['scan_cap']} subjects per round)")
+    results = []
+    workdir = tempfile.mkdtemp(prefix="litesessions-bench-", dir=args.dir)
+    try:
+        for size in args.sizes:
+            res = run_size(size, args, workdir, ticket, log)
+            results.append(res)
+            print_size(res, args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    info["load_average_end"] = os.getloadavg()
+    elapsed = time.time() - started
+    print(f"\nload average {info['load_average_end'][0]:.2f} at end; {elapsed:.0f} s")
     print()
     print("Done-when items measured here:")
     for item, ok, figures in checks(results):
@@ -966,6 +960,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot and plot(results, args.plot):
         print(f"\nchart written to {args.plot}")
     return 0
+
+
+def print_size(res: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print one size's table as soon as it is measured (a long run shows its results as it goes)."""
+    print()
+    print(
+        f"### {res['size']:,} stored sessions (bulk import of them through create_user_sessions: "
+        f"{res['bulk_import']['sessions_per_s']:,.0f} sessions/s; raw apsw executemany: "
+        f"{res['bulk_import_raw_apsw']['sessions_per_s']:,.0f} sessions/s)"
+    )
+    print()
+    print(table(res))
+    if "in-memory" in res["contenders"] and res["scan_cap"] < READS_PER_WRITE * args.batch // PER_SUBJECT:
+        print(f"\n(in-memory by-subject ops scan every session: timed on {res['scan_cap']} subjects per round)")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
