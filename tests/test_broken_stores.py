@@ -34,7 +34,7 @@ from litesessions.store import _COLUMNS, _session_params
 from litesessions.testing import check_store, strategies
 
 Clock = Callable[[], datetime]
-NewPath = Callable[[], str]
+NewPath = Callable[..., str]
 
 
 def _raw(session: UserSession, **fields: Any) -> UserSession:
@@ -238,12 +238,10 @@ class DuplicateCreateOverwrites(SqliteUserSessionStore):
             )
 
 
-class SessionIdNotUnique(SqliteUserSessionStore):
-    """The unique index on (partition_key, session_id) is missing, so a taken session id is accepted."""
-
-    def __init__(self, path: str, **options: Any) -> None:
-        super().__init__(path, **options)
-        self._connection().execute("DROP INDEX litesessions_sessions_session_id")
+def drop_session_id_index(path: str) -> None:
+    """The bug of "session id not unique": a file whose unique index on (partition_key, session_id) is missing."""
+    with SqliteUserSessionStore(path) as store:
+        store._connection().execute("DROP INDEX litesessions_sessions_session_id")
 
 
 class TotalChangesAsCount(SqliteUserSessionStore):
@@ -375,11 +373,12 @@ def _sqlite(
     *,
     batch_size: int = 100,
     wrap: Callable[[SqliteUserSessionStore], Any] | None = None,
+    populate: Callable[[str], None] | None = None,
     name: str = "",
 ) -> Factory:
     def factory(new_path: NewPath) -> tuple[Callable[[Clock], Any], Callable[[Any, Clock], Any]]:
         def make_store(clock: Clock) -> Any:
-            store = cls(new_path(), clock=clock)
+            store = cls(new_path(populate), clock=clock)
             return wrap(store) if wrap is not None else store
 
         def make_cleanup(store: Any, clock: Clock) -> Any:
@@ -411,9 +410,7 @@ def _partitioned(cls: type[SqliteUserSessionStore]) -> Factory:
 
     def factory(new_path: NewPath) -> tuple[Callable[[Clock], Any], Callable[[Any, Clock], Any]]:
         def make_store(clock: Clock) -> Any:
-            path = new_path()
-            populate_other_partition(path)
-            return cls(path, partition_key="mine", clock=clock)
+            return cls(new_path(populate_other_partition), partition_key="mine", clock=clock)
 
         def make_cleanup(store: Any, clock: Clock) -> Any:
             return SessionCleanup(store)
@@ -432,14 +429,14 @@ BROKEN: dict[str, Factory] = {
     "duplicate create that overwrites": _sqlite(DuplicateCreateOverwrites),
     "cleanup with <=": _memory(CleanupLessOrEqual),
     "cleanup deleting never-expiring sessions": _sqlite(cleanup=CleanupDeletesNeverExpiring, name="never_expiring"),
-    "cleanup that stops after one batch": _sqlite(cleanup=CleanupStopsAfterOneBatch, batch_size=3, name="one_batch"),
+    "cleanup that stops after one batch": _sqlite(cleanup=CleanupStopsAfterOneBatch, batch_size=2, name="one_batch"),
     "wrong counts returned (total_changes)": _sqlite(TotalChangesAsCount),
     "datetimes truncated to milliseconds": _memory(MillisecondTimestamps),
     "datetimes returned naive": _memory(NaiveDatetimes),
     "update that ignores subject/session id": _memory(UpdateIgnoresIds),
     "read cache not invalidated on update": _sqlite(wrap=StaleReadCache, name="stale_cache"),
     "partition leak in get_user_sessions": _partitioned(PartitionLeak),
-    "session id not unique (index missing)": _sqlite(SessionIdNotUnique),
+    "session id not unique (index missing)": _sqlite(populate=drop_session_id_index, name="no_sid_index"),
     "expired sessions hidden from reads": _memory(HidesExpiredSessions),
     "case-insensitive matching (COLLATE NOCASE)": _sqlite(CaseInsensitiveMatching),
 }
@@ -448,17 +445,20 @@ BROKEN: dict[str, Factory] = {
 def path_factory(directory: str | os.PathLike[str]) -> NewPath:
     """A new database file in ``directory`` on every call (make_store runs once per test case).
 
-    Each is a copy of one empty store file made on the first call: creating
+    Each is a copy of one store file made on the first call (empty, or
+    filled by ``populate``): creating
     a store from nothing costs ~50 ms of fsyncs (WAL switch, schema
     migration, checkpoint), a copy well under 1 ms, and Hypothesis calls
     make_store hundreds of times while shrinking.
     """
     counter = itertools.count()
-    template = os.path.join(directory, "empty-template.db")
 
-    def new_path() -> str:
+    def new_path(populate: Callable[[str], None] | None = None) -> str:
+        template = os.path.join(directory, f"template-{populate.__name__ if populate else 'empty'}.db")
         if not os.path.exists(template):
             SqliteUserSessionStore(template).close()
+            if populate is not None:
+                populate(template)
         path = os.path.join(directory, f"store-{next(counter)}.db")
         shutil.copyfile(template, path)
         return path

@@ -408,6 +408,16 @@ def test_importing_litesessions_does_not_import_hypothesis() -> None:
     assert result.stdout.strip() == "True"  # the check above can tell
 
 
+def test_the_example_based_contract_is_reexported_without_importing_pytest_early() -> None:
+    code = (
+        "import sys, litesessions.testing as t; before = 'pytest' in sys.modules; "
+        "from litesessions.testing import UserSessionStoreContract; "
+        "print(before, UserSessionStoreContract.__module__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "litesessions.testing.contract"]
+
+
 def _readme_section() -> str:
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     start = text.index("## Testing your own store")

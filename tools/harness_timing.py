@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per broken store")
     parser.add_argument("--only", action="append", help="only these broken stores (by name)")
     parser.add_argument("--skip-pass", action="store_true", help="do not time the passing runs")
+    parser.add_argument("--dir", help="directory for the SQLite files (default: a new temporary directory)")
     parser.add_argument("--steps", type=int, help="override stateful_step_count (to compare settings)")
     parser.add_argument("--examples", type=int, help="override max_examples (to compare settings)")
     args = parser.parse_args()
@@ -53,10 +54,11 @@ def main() -> int:
     if args.examples:
         overrides["max_examples"] = args.examples
     chosen = harness_settings(**overrides)
-    directory = tempfile.mkdtemp(prefix="harness-timing-")
+    directory = tempfile.mkdtemp(prefix="harness-timing-", dir=args.dir)
     new_path = path_factory(directory)
     counter = itertools.count()
 
+    print(f"load average at start {os.getloadavg()}, {os.cpu_count()} CPUs", flush=True)
     if not args.skip_pass:
 
         def sqlite_store(clock: Any) -> SqliteUserSessionStore:
@@ -89,6 +91,7 @@ def main() -> int:
                 flush=True,
             )
     print(f"\n{datetime.now().isoformat(timespec='seconds')}: {len(names) - failures}/{len(names)} bugs found")
+    print(f"files in {directory}; load average {os.getloadavg()}, {os.cpu_count()} CPUs")
     return 1 if failures else 0
 
 

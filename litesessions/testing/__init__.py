@@ -9,8 +9,13 @@ Needs Hypothesis (``pip install 'litesessions[testing]'``); importing
 * :class:`UserSessionStoreMachine`: the Hypothesis state machine behind it,
   to subclass (override ``make_store``) and run as ``MyMachine.TestCase``;
 * :mod:`litesessions.testing.strategies`: strategies for the models;
-* :func:`harness_settings`: the ``"default"``, ``"ci"`` and ``"thorough"`` profiles.
+* :func:`harness_settings`: the ``"default"``, ``"ci"`` and ``"thorough"`` profiles;
+* :class:`UserSessionStoreContract` (and ``PartitionedStoreContract``): the
+  example-based conformance list as pytest tests to subclass (imported on
+  first use, since it needs pytest).
 """
+
+from typing import Any
 
 from litesessions.testing import strategies
 from litesessions.testing._check import PROFILES, check_store, harness_settings
@@ -20,9 +25,23 @@ __all__ = [
     "DEFAULT_START",
     "PROFILES",
     "HarnessClock",
+    "PartitionedStoreContract",
+    "UserSessionStoreContract",
     "UserSessionStoreMachine",
     "check_store",
     "describe",
     "harness_settings",
     "strategies",
 ]
+
+_CONTRACT_NAMES = ("ContractClock", "PartitionedStoreContract", "UserSessionStoreContract")
+
+
+def __getattr__(name: str) -> Any:
+    # The example-based contract needs pytest; import it only when asked for,
+    # so that check_store works with Hypothesis alone.
+    if name in _CONTRACT_NAMES:
+        from litesessions.testing import contract
+
+        return getattr(contract, name)
+    raise AttributeError(f"module 'litesessions.testing' has no attribute {name!r}")

@@ -242,11 +242,14 @@ class UserSessionStoreMachine(RuleBasedStateMachine):
         if type(result) is not bool or result != expected:
             raise AssertionError(f"{op} returned {result!r}\n  expected: {expected!r} (or None)")
 
-    def _count(self, op: str, result: object, expected: int) -> None:
+    def _count(self, op: str, result: object, expected: list[str], what: str) -> None:
+        """Check a returned count against the keys the model says were deleted."""
         if result is None:
             return
-        if type(result) is not int or result != expected:
-            raise AssertionError(f"{op} returned {result!r}\n  expected: {expected!r} (or None)")
+        if type(result) is not int or result != len(expected):
+            raise AssertionError(
+                f"{op} returned {result!r}\n  expected: {len(expected)} (or None), {what}: {sorted(expected)!r}"
+            )
 
     def _check_one(self, op: str, actual: object, expected: UserSession | None) -> None:
         if expected is None:
@@ -520,7 +523,7 @@ class UserSessionStoreMachine(RuleBasedStateMachine):
         if not delete:
             self._check_many(op, result, expected)
             return
-        self._count(op, result, len(expected))
+        self._count(op, result, [s.key for s in expected], "the keys of the matching sessions")
         for session in expected:
             del self.model[session.key]
 
@@ -548,18 +551,19 @@ class UserSessionStoreMachine(RuleBasedStateMachine):
         return sorted({s.expires for s in self.model.values() if s.expires is not None and s.expires >= now})
 
     @precondition(lambda self: self.cleanup is not None)
-    @rule(move=st.sampled_from(("no", "to", "past")), pick=st.integers(min_value=0, max_value=63))
+    @rule(move=st.sampled_from(("no", "to", "past", "all")), pick=st.integers(min_value=0, max_value=63))
     def delete_expired_sessions(self, move: str, pick: int) -> None:
-        """Cleanup, after moving the clock exactly to a session's ``expires`` ("to": the strict ``<``
-        boundary), or 1 µs past it ("past"), or not at all ("no")."""
+        """Cleanup, after moving the clock: "to" exactly a session's ``expires`` (the strict ``<``
+        boundary), 1 µs "past" it, past the last expiry of "all" sessions (many batches), or "no"."""
         expiries = self._future_expiries()
         if move != "no" and expiries:
-            target = expiries[pick % len(expiries)] + timedelta(microseconds=1 if move == "past" else 0)
-            self.clock.advance(target - self.clock.now)
+            target = expiries[-1 if move == "all" else pick % len(expiries)]
+            self.clock.advance(target + timedelta(microseconds=0 if move == "to" else 1) - self.clock.now)
         now = self.clock.now
         op = f"delete_expired_sessions() at now={now.isoformat()}"
         expired = [k for k, s in self.model.items() if s.expires is not None and s.expires < now]
-        self._count(op, self._call(op, self.cleanup.delete_expired_sessions), len(expired))
+        result = self._call(op, self.cleanup.delete_expired_sessions)
+        self._count(op, result, expired, "the keys of the sessions with expires < now")
         for key in expired:
             del self.model[key]
 
