@@ -13,8 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from litesessions import SqliteUserSessionStore, UserSession, UserSessionsFilter
+from litesessions import (
+    DuplicateSessionError,
+    SqliteUserSessionStore,
+    UserSession,
+    UserSessionsFilter,
+    UserSessionUpdate,
+)
 from litesessions.models import _FAST_MICROS, from_micros, session_from_row, to_micros
+from litesessions.store import RENEW, UPDATE
+from tests.conftest import T0, make_session
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MIN_MICROS = to_micros(datetime(1, 1, 2, tzinfo=timezone.utc))
@@ -95,3 +103,93 @@ def test_store_round_trip_through_the_read_paths(
         assert store.get_user_sessions(UserSessionsFilter(subject_id="alice")) == [session]
         assert store.get_user_sessions(UserSessionsFilter(session_id="sid")) == [session]
         assert store.get_user_sessions(UserSessionsFilter(subject_id="alice", session_id="sid")) == [session]
+
+
+# -- renewal: the RENEW statement first, UPDATE when more than a renewal changes ---------
+
+
+def renewal_of(session: UserSession, **changes: object) -> UserSessionUpdate:
+    fields: dict[str, object] = {
+        "subject_id": session.subject_id,
+        "session_id": session.session_id,
+        "created": session.created,
+        "renewed": session.renewed + timedelta(minutes=5),
+        "expires": None if session.expires is None else session.expires + timedelta(minutes=5),
+        "ticket": session.ticket + "-renewed",
+    }
+    fields.update(changes)
+    return UserSessionUpdate(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # a plain sliding renewal: RENEW alone
+        {"expires": None},
+        {"subject_id": "bob"},  # each of these makes RENEW miss, so UPDATE runs
+        {"session_id": None},
+        {"session_id": "sid-new"},
+        {"created": datetime(2025, 1, 1, tzinfo=timezone.utc)},
+    ],
+)
+@pytest.mark.parametrize("session_id", ["sid", None])
+def test_update_replaces_every_field_whichever_statement_runs(
+    sqlite_store: SqliteUserSessionStore, changes: dict[str, object], session_id: str | None
+) -> None:
+    session = make_session(session_id=session_id)
+    neighbour = make_session()
+    sqlite_store.create_user_session(session)
+    sqlite_store.create_user_session(neighbour)
+    update = renewal_of(session, **changes)
+    assert sqlite_store.update_user_session(session.key, update)
+    assert sqlite_store.get_user_session(session.key) == session.with_update(update)
+    assert sqlite_store.get_user_session(neighbour.key) == neighbour
+
+
+def test_update_of_a_missing_key_creates_nothing_on_either_path(sqlite_store: SqliteUserSessionStore) -> None:
+    session = make_session()
+    assert not sqlite_store.update_user_session(session.key, renewal_of(session))
+    assert sqlite_store.get_user_session(session.key) is None
+
+
+def test_update_into_a_taken_session_id_changes_nothing(sqlite_store: SqliteUserSessionStore) -> None:
+    session, holder = make_session(), make_session()
+    sqlite_store.create_user_session(session)
+    sqlite_store.create_user_session(holder)
+    with pytest.raises(DuplicateSessionError):
+        sqlite_store.update_user_session(session.key, renewal_of(session, session_id=holder.session_id))
+    assert sqlite_store.get_user_session(session.key) == session
+
+
+def test_renew_is_a_search_on_the_key_index(sqlite_store: SqliteUserSessionStore) -> None:
+    for sid in ("sid", None):
+        rows = (
+            sqlite_store._connection()
+            .execute("EXPLAIN QUERY PLAN " + RENEW, (1, 2, "t", "p", "k", "s", sid, 3))
+            .fetchall()
+        )
+        assert [str(r[3]) for r in rows] == [
+            "SEARCH litesessions_sessions USING INDEX litesessions_sessions_key (partition_key=? AND key=?)"
+        ]
+
+
+def test_a_renewal_rewrites_fewer_pages_than_a_full_update(sqlite_store: SqliteUserSessionStore) -> None:
+    # Why RENEW exists: SQLite skips the indexes whose columns are not in SET.
+    # Count the b-tree pages each statement dirties via the WAL frames it appends.
+    sessions = [make_session(subject_id=f"subject-{i}") for i in range(2000)]
+    sqlite_store.create_user_sessions(sessions)
+    connection = sqlite_store._connection()
+    target = sessions[1000]
+    c, r, e = to_micros(target.created), to_micros(target.renewed) + 1, to_micros(T0) + 10**10
+
+    def frames(sql: str, params: tuple[object, ...]) -> int:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(sql, params)
+        assert connection.changes() == 1
+        connection.execute("COMMIT")
+        return int(connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1])
+
+    renew = frames(RENEW, (r, e, "t2", "", target.key, target.subject_id, target.session_id, c))
+    full = frames(UPDATE, (target.subject_id, target.session_id, c, r + 1, e + 1, "t3", "", target.key))
+    assert renew < full, (renew, full)

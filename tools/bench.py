@@ -10,7 +10,9 @@ Contenders:
 * ``raw apsw``: the floor.  The same file layout (the store creates the schema
   from ``litesessions.schema.MIGRATIONS``), the same pragmas (the same
   ``litesessions._sqlite`` functions configure its connection), the same SQL
-  constants from ``litesessions.store`` and ``litesessions.cleanup``, and
+  constants from ``litesessions.store`` and ``litesessions.cleanup`` (for a
+  renewal, ``RENEW``: what the store runs when only renewed, expires and the
+  ticket change), and
   ``BEGIN IMMEDIATE`` / ``COMMIT`` around each write, as the store does, and
   the store's checkpoint policy (``litesessions._sqlite.Checkpointer``).  It
   gets its parameters as ready-made tuples and returns raw rows.
@@ -146,7 +148,8 @@ class Renewal:
         expires = renewed + LIFETIME
         c, r, e = created, to_micros(renewed), to_micros(expires)
         self.key = key
-        self.params = (subject, sid, c, r, e, ticket, PARTITION, key)
+        # In the order of store.RENEW, the statement the store runs for a sliding renewal.
+        self.params = (r, e, ticket, PARTITION, key, subject, sid, c)
         self.update = UserSessionUpdate(
             subject_id=subject,
             session_id=sid,
@@ -357,7 +360,7 @@ class RawApswContender(Contender):
         return len(rnd.get_keys)
 
     def update(self, rnd: Round) -> int:
-        return self._write_each(store.UPDATE, [r.params for r in rnd.renewals])
+        return self._write_each(store.RENEW, [r.params for r in rnd.renewals])
 
     def delete(self, rnd: Round) -> int:
         return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
@@ -437,7 +440,7 @@ class Sqlite3Contender(Contender):
         return len(rnd.get_keys)
 
     def update(self, rnd: Round) -> int:
-        return self._write_each(store.UPDATE, [r.params for r in rnd.renewals])
+        return self._write_each(store.RENEW, [r.params for r in rnd.renewals])
 
     def delete(self, rnd: Round) -> int:
         return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
