@@ -38,8 +38,12 @@ AUTOCHECKPOINT_PAGES: Final = 1000
 RESTART_PAGES: Final = 4000
 # How long (ms) that RESTART attempt may wait (for readers, for the write lock).
 # It holds the write lock meanwhile, so this bounds what it adds to a writer's
-# latency; a failed attempt is repeated AUTOCHECKPOINT_PAGES frames later.
+# latency.
 RESTART_WAIT_MS: Final = 100
+# After a RESTART that readers kept from finishing: the next try comes this many
+# frames later, and waits twice as long as the last one, up to this many ms.
+RESTART_RETRY_PAGES: Final = 500
+RESTART_WAIT_MAX_MS: Final = 1000
 
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
@@ -219,7 +223,8 @@ class Checkpointer:
       for readers to leave the WAL, and so lets the next writer start the WAL
       over from its beginning (truncated to :data:`JOURNAL_SIZE_LIMIT`).  If
       another connection is checkpointing right then, the next commit tries
-      again; if readers were in the way, :data:`AUTOCHECKPOINT_PAGES` frames later.
+      again; if readers were in the way, :data:`RESTART_RETRY_PAGES` frames
+      later, waiting twice as long (at most :data:`RESTART_WAIT_MAX_MS`).
 
     A checkpoint that fails (busy, I/O error) is never reported to the caller,
     whose transaction has already committed.  Measured alternatives: running
@@ -233,6 +238,7 @@ class Checkpointer:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._restart_at = RESTART_PAGES
+        self._wait_ms = RESTART_WAIT_MS
 
     def wal_hook(self, connection: apsw.Connection, name: str, pages: int) -> int:
         """SQLite's WAL hook (``sqlite3_wal_hook``): called after each commit; returns ``SQLITE_OK``."""
@@ -241,8 +247,12 @@ class Checkpointer:
         if pages < RESTART_PAGES:
             self._restart_at = RESTART_PAGES
         elif pages >= self._restart_at:
-            if self._restart(connection):
-                self._restart_at = pages + AUTOCHECKPOINT_PAGES
+            outcome = self._restart(connection)
+            if outcome is not None:
+                # Readers kept it from finishing: wait twice as long next time (up to
+                # RESTART_WAIT_MAX_MS), so slow readers cannot keep the WAL growing.
+                self._wait_ms = RESTART_WAIT_MS if outcome else min(2 * self._wait_ms, RESTART_WAIT_MAX_MS)
+                self._restart_at = pages + (AUTOCHECKPOINT_PAGES if outcome else RESTART_RETRY_PAGES)
             return apsw.SQLITE_OK
         try:
             connection.wal_checkpoint(name, apsw.SQLITE_CHECKPOINT_PASSIVE)
@@ -250,17 +260,18 @@ class Checkpointer:
             pass  # another checkpoint runs, or an I/O error: the next commit tries again
         return apsw.SQLITE_OK
 
-    def _restart(self, connection: apsw.Connection) -> bool:
-        """Try a RESTART checkpoint; False if it could not even start (another checkpoint holds its lock)."""
+    def _restart(self, connection: apsw.Connection) -> bool | None:
+        """Try a RESTART checkpoint: True if done, False if readers (or an error) stopped it, None if
+        it could not even start because another connection is checkpointing."""
         started = time.monotonic()
-        set_busy_wait(connection, min(self._busy_timeout_ms, RESTART_WAIT_MS))
+        set_busy_wait(connection, min(self._busy_timeout_ms, self._wait_ms))
         try:
             connection.wal_checkpoint("main", apsw.SQLITE_CHECKPOINT_RESTART)
         except apsw.BusyError:
             # SQLite returns at once, without waiting, when another checkpoint is running.
-            return time.monotonic() - started > 0.001
+            return False if time.monotonic() - started > 0.001 else None
         except apsw.Error:
-            pass  # an I/O error: tried again later
+            return False  # an I/O error: tried again later
         finally:
             set_busy_wait(connection, self._busy_timeout_ms)
         return True

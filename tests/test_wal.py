@@ -1,7 +1,7 @@
 """The -wal file stays bounded under a stream of writes with readers that overlap without a pause.
 
-Documented bound (README, "Reliability"): with readers that each finish
-within 100 ms, the -wal file stays under 64 MiB.  Without the checkpoint
+Documented bound (README, "Reliability"): with readers that finish within
+about a second, the -wal file stays under 64 MiB.  Without the checkpoint
 policy of ``litesessions._sqlite.Checkpointer`` the same workload grows it
 without limit (the control test below shows it passing the bound).
 """
