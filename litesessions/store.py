@@ -80,8 +80,9 @@ _SAVEPOINT: Final = "litesessions_op"
 # A bulk import inserts into indexes of random keys, touching pages all over
 # them: with SQLite's default 2 MiB page cache those pages are spilled and
 # read back again and again.  create_user_sessions raises this connection's
-# cache to this many KiB for its duration (measured by tools/bench.py).
-IMPORT_CACHE_KIB: Final = 64 * 1024
+# cache to this many KiB for its duration (measured by tools/bench.py and
+# tools/scale.py; 48 MiB keeps a million-session import under 100 MB of RSS).
+IMPORT_CACHE_KIB: Final = 48 * 1024
 
 # Connections inherited across fork() are kept referenced here, never used
 # or closed: closing them in the child could disturb the parent's locks.
