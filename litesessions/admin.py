@@ -20,7 +20,7 @@ import apsw
 import attrs
 
 from litesessions import _sqlite, schema
-from litesessions.errors import InvalidSessionError, LitesessionsError, StoreOpenError
+from litesessions.errors import InvalidSessionError, StoreOpenError
 from litesessions.models import UserSession, from_micros, session_from_row, to_micros
 from litesessions.serialization import decode_session, encode_session
 from litesessions.store import SqliteUserSessionStore
@@ -93,10 +93,6 @@ Progress = Callable[[int, int | None], None]
 """A progress callback: (done so far, total or None if unknown)."""
 
 
-def _translate(e: apsw.Error, path: str) -> LitesessionsError:
-    return _sqlite.translate(e, path)
-
-
 # -- opening -----------------------------------------------------------------
 
 
@@ -125,7 +121,7 @@ def _read_only(path: str) -> apsw.Connection:
         connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
         connection.set_busy_timeout(5000)
     except apsw.Error as e:
-        raise _translate(e, path) from e
+        raise _sqlite.translate(e, path) from e
     return connection
 
 
@@ -134,7 +130,7 @@ def _read_version(path: str) -> int:
     try:
         return schema.read_version(connection)
     except apsw.Error as e:
-        raise _translate(e, path) from e
+        raise _sqlite.translate(e, path) from e
     finally:
         connection.close()
 
@@ -161,7 +157,7 @@ def stats(store: SqliteUserSessionStore, *, now: datetime, partition_key: str | 
         rows: list[Any] = connection.execute(STATS, (to_micros(now),)).fetchall()
         version = schema.read_version(connection)
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
     partitions = [
         {
             "partition": str(p),
@@ -191,7 +187,7 @@ def count_expired(store: SqliteUserSessionStore, now: datetime) -> int:
     try:
         row = store._connection().execute(COUNT_EXPIRED, (to_micros(now),)).fetchone()
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
     return int(row[0]) if row else 0
 
 
@@ -222,7 +218,7 @@ def list_sessions(
         for row in store._connection().execute(LIST_QUERIES[shape], params):
             yield session_from_row(*row)
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
 
 
 # -- check -------------------------------------------------------------------
@@ -257,7 +253,7 @@ def check(path: str) -> list[CheckItem]:
             names = {str(r[0]) for r in connection.execute(INDEX_NAMES)}
             mode = str(connection.execute("PRAGMA journal_mode").fetchall()[0][0]).lower()
         except apsw.Error as e:
-            items.append(CheckItem("schema", False, str(_translate(e, full))))
+            items.append(CheckItem("schema", False, str(_sqlite.translate(e, full))))
             return items
     finally:
         connection.close()
@@ -280,7 +276,7 @@ def _check_integrity(connection: apsw.Connection, path: str) -> CheckItem:
     try:
         rows = [str(r[0]) for r in connection.execute("PRAGMA integrity_check(20)")]
     except apsw.Error as e:
-        return CheckItem("integrity", False, str(_translate(e, path)))
+        return CheckItem("integrity", False, str(_sqlite.translate(e, path)))
     if rows == ["ok"]:
         return CheckItem("integrity", True, "ok")
     return CheckItem("integrity", False, "; ".join(rows))
@@ -323,7 +319,7 @@ def backup(store: SqliteUserSessionStore, dest: str) -> BackupResult:
         try:
             target = apsw.Connection(tmp)
         except apsw.Error as e:
-            raise _translate(e, full) from e
+            raise _sqlite.translate(e, full) from e
         try:
             # One step of -1 pages copies everything under one read snapshot;
             # a backup in small steps restarts whenever another connection
@@ -335,7 +331,7 @@ def backup(store: SqliteUserSessionStore, dest: str) -> BackupResult:
             # WAL into the file so the single renamed file is complete.
             target.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except apsw.Error as e:
-            raise _translate(e, store.path) from e
+            raise _sqlite.translate(e, store.path) from e
         finally:
             target.close()
         os.replace(tmp, full)
@@ -359,7 +355,7 @@ def vacuum(store: SqliteUserSessionStore) -> tuple[int, int]:
         connection.execute("VACUUM").fetchall()
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
     return before, _size(store.path) + _size(store.path + "-wal")
 
 
@@ -398,7 +394,7 @@ def export_sessions(
             if progress is not None and count % PROGRESS_EVERY == 0:
                 progress(count, total)
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
     if progress is not None:
         progress(count, total)
     return count
@@ -494,7 +490,7 @@ def import_sessions(
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
     except apsw.Error as e:
-        raise _translate(e, store.path) from e
+        raise _sqlite.translate(e, store.path) from e
     if progress is not None:
         progress(number)
     return ImportResult(imported, skipped, number)
