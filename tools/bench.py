@@ -932,7 +932,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ticket = make_ticket(random.Random(0), args.ticket_size)
     print(
         f"litesessions bench: {info['cpu']}, {info['cores']} cores, {info['platform']}, Python {info['python']}, "
-        f"SQLite {info['sqlite']} (apsw {info['apsw']}), diskcache {info['diskcache']}"
+        f"SQLite {info['sqlite']} (apsw {info['apsw']}), stdlib sqlite3 and diskcache on SQLite "
+        f"{info['stdlib_sqlite3']}, diskcache {info['diskcache']}"
     )
     print(
         f"{args.rounds} interleaved rounds x {args.batch} writes ({READS_PER_WRITE * args.batch} reads), "
