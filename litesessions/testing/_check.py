@@ -46,9 +46,9 @@ def harness_settings(profile: str = "default", **overrides: Any) -> Settings:
     Profiles (see :data:`PROFILES`): ``"default"`` (what ``check_store`` uses
     without ``settings=``), ``"ci"`` (derandomized, no example database) and
     ``"thorough"`` (3000 runs of up to 100 steps).  Every profile disables the
-    deadline, the ``too_slow`` health check and the
-    (slow) explain phase.  Settings not named here come
-    from the currently loaded Hypothesis profile.
+    deadline, the ``too_slow`` health check and the (slow) explain phase, and
+    reports one bug at a time.  Settings not named here come from the
+    currently loaded Hypothesis profile.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")

@@ -114,7 +114,6 @@ def describe(value: object) -> str:
 
 
 _FIELDS: Final = ("key", "subject_id", "session_id", "created", "renewed", "expires", "ticket")
-_TIME_FIELDS: Final = ("created", "renewed", "expires")
 
 
 def _differences(expected: UserSession, actual: UserSession) -> list[str]:
@@ -125,6 +124,8 @@ def _differences(expected: UserSession, actual: UserSession) -> list[str]:
         if naive or type(want) is not type(got) or want != got:
             if name == "ticket" and isinstance(want, str) and isinstance(got, str):
                 out.append(f"ticket: expected {_short(want)}, got {_short(got)}")
+            elif type(want) is not type(got) and want == got:
+                out.append(f"{name}: expected a {type(want).__name__}, got a {type(got).__name__}")
             else:
                 out.append(f"{name}: expected {_fmt_time(want)}, got {_fmt_time(got)}")
     return out
@@ -471,21 +472,58 @@ class UserSessionStoreMachine(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: bool(self.model))
-    @rule(pick=st.integers(min_value=0, max_value=63), expires=st.none() | _OFFSETS)
-    def renew_session(self, pick: int, expires: timedelta | None) -> None:
-        """Sliding expiration: keep everything but ``renewed`` and ``expires`` (same session id)."""
-        key = sorted(self.model)[pick % len(self.model)]
+    @rule(
+        pick=st.integers(min_value=0, max_value=63),
+        expires=st.none() | _OFFSETS,
+        take_session_id_of=st.none() | st.integers(min_value=0, max_value=63),
+    )
+    def renew_session(self, pick: int, expires: timedelta | None, take_session_id_of: int | None) -> None:
+        """Sliding expiration: keep everything but ``renewed`` and ``expires``, and the session id
+        unless ``take_session_id_of`` picks another session's (a duplicate session id)."""
+        keys = sorted(self.model)
+        key = keys[pick % len(keys)]
         old = self.model[key]
+        session_id = old.session_id
+        holders = [s.session_id for k, s in sorted(self.model.items()) if s.session_id is not None and k != key]
+        if take_session_id_of is not None and holders:
+            session_id = holders[take_session_id_of % len(holders)]
         self._update(
             key,
             UserSessionUpdate(
                 subject_id=old.subject_id,
-                session_id=old.session_id,
+                session_id=session_id,
                 created=old.created,
                 renewed=self.clock.now,
                 expires=None if expires is None else self.clock.now + expires,
                 ticket=old.ticket + "+",
             ),
+        )
+
+    @precondition(lambda self: bool(self.model))
+    @rule(
+        pick=st.integers(min_value=0, max_value=63),
+        same=st.sampled_from(("key", "session_id")),
+        subject_id=subject_ids,
+        ticket=_TICKETS,
+    )
+    def create_duplicate(self, pick: int, same: str, subject_id: str, ticket: str) -> None:
+        """A create that reuses an existing session's key, or its session id under a new key
+        (the existing key + ``"~"``), with other content."""
+        sessions = [s for _, s in sorted(self.model.items())]
+        if same == "session_id":
+            sessions = [s for s in sessions if s.session_id is not None] or sessions
+        existing = sessions[pick % len(sessions)]
+        now = self.clock.now
+        self._create(
+            UserSession(
+                key=existing.key if same == "key" else existing.key + "~",
+                subject_id=subject_id,
+                session_id=existing.session_id if same == "session_id" else None,
+                created=now,
+                renewed=now,
+                expires=now + timedelta(hours=1),
+                ticket=ticket,
+            )
         )
 
     @rule(key=keys)
