@@ -28,6 +28,11 @@ Contenders:
   Its by-subject operations and cleanup scan every session, so at large sizes
   they run on a few subjects only (per-operation figures stay comparable).
 
+The three SQL contenders share one database file (the store creates it, with
+the population, through ``create_user_sessions``), so the OS page cache
+favours none of them; each creates and deletes sessions in a partition of its
+own.  diskcache and the in-memory store hold their own copy.
+
 Cleanup: every round adds expired sessions (untimed) and times their removal:
 ``SessionCleanup`` in bounded batches (``batch_size=100``) against one unbounded
 raw ``DELETE ... WHERE expires < ?`` in raw apsw; sqlite3 runs the store's
@@ -325,7 +330,8 @@ class StoreContender(Contender):
 class RawApswContender(Contender):
     name = "raw apsw"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, partition: str) -> None:
+        self.partition = partition  # its own sessions' partition (the stored population is in PARTITION)
         connection = _sqlite.connect(path, 5000)
         _sqlite.set_wal(connection, path)
         # The store's checkpoint policy too, where it has one (checkpoints on a thread of their own).
@@ -349,7 +355,7 @@ class RawApswContender(Contender):
         return len(params)
 
     def create(self, rnd: Round) -> int:
-        return self._write_each(store.INSERT, [row.params for row in rnd.created])
+        return self._write_each(store.INSERT, [(self.partition, *row.params[1:]) for row in rnd.created])
 
     def get(self, rnd: Round) -> int:
         execute = self.connection.execute
@@ -363,7 +369,7 @@ class RawApswContender(Contender):
         return self._write_each(store.RENEW, [r.params for r in rnd.renewals])
 
     def delete(self, rnd: Round) -> int:
-        return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
+        return self._write_each(store.DELETE, [(self.partition, key) for key in rnd.deleted])
 
     def get_by_subject(self, rnd: Round) -> int:
         execute = self.connection.execute
@@ -375,11 +381,11 @@ class RawApswContender(Contender):
 
     def delete_by_subject(self, rnd: Round) -> int:
         sql = store.DELETE_FILTERED[True, False]
-        return self._write_each(sql, [(PARTITION, s) for s in rnd.deleted_subjects])
+        return self._write_each(sql, [(self.partition, s) for s in rnd.deleted_subjects])
 
     def add_expired(self, rows: list[Row]) -> None:
         self.connection.execute("BEGIN IMMEDIATE")
-        self.connection.executemany(store.INSERT, [row.params for row in rows])
+        self.connection.executemany(store.INSERT, [(self.partition, *row.params[1:]) for row in rows])
         self.connection.execute("COMMIT")
 
     def cleanup(self, rnd: Round) -> int:
@@ -412,7 +418,8 @@ def store_pragmas(path: str) -> dict[str, Any]:
 class Sqlite3Contender(Contender):
     name = "sqlite3"
 
-    def __init__(self, path: str, pragmas: dict[str, Any]) -> None:
+    def __init__(self, path: str, pragmas: dict[str, Any], partition: str) -> None:
+        self.partition = partition  # its own sessions' partition (the stored population is in PARTITION)
         connection = sqlite3.connect(path, isolation_level=None, timeout=5.0)
         connection.execute("PRAGMA journal_mode=WAL").fetchall()
         for name, value in pragmas.items():
@@ -429,7 +436,7 @@ class Sqlite3Contender(Contender):
         return len(params)
 
     def create(self, rnd: Round) -> int:
-        return self._write_each(store.INSERT, [row.params for row in rnd.created])
+        return self._write_each(store.INSERT, [(self.partition, *row.params[1:]) for row in rnd.created])
 
     def get(self, rnd: Round) -> int:
         execute = self.connection.execute
@@ -443,7 +450,7 @@ class Sqlite3Contender(Contender):
         return self._write_each(store.RENEW, [r.params for r in rnd.renewals])
 
     def delete(self, rnd: Round) -> int:
-        return self._write_each(store.DELETE, [(PARTITION, key) for key in rnd.deleted])
+        return self._write_each(store.DELETE, [(self.partition, key) for key in rnd.deleted])
 
     def get_by_subject(self, rnd: Round) -> int:
         execute = self.connection.execute
@@ -455,11 +462,11 @@ class Sqlite3Contender(Contender):
 
     def delete_by_subject(self, rnd: Round) -> int:
         sql = store.DELETE_FILTERED[True, False]
-        return self._write_each(sql, [(PARTITION, s) for s in rnd.deleted_subjects])
+        return self._write_each(sql, [(self.partition, s) for s in rnd.deleted_subjects])
 
     def add_expired(self, rows: list[Row]) -> None:
         self.connection.execute("BEGIN IMMEDIATE")
-        self.connection.executemany(store.INSERT, [row.params for row in rows])
+        self.connection.executemany(store.INSERT, [(self.partition, *row.params[1:]) for row in rows])
         self.connection.execute("COMMIT")
 
     def cleanup(self, rnd: Round) -> int:
@@ -653,13 +660,6 @@ def raw_bulk_import(path: str, pop: Population) -> dict[str, float]:
     return {"sessions": pop.size, "seconds": seconds, "sessions_per_s": pop.size / seconds}
 
 
-def copy_database(source: str, target: str) -> None:
-    shutil.copyfile(source, target)
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(source + suffix):
-            shutil.copyfile(source + suffix, target + suffix)
-
-
 def run_size(
     size: int, args: argparse.Namespace, workdir: str, ticket: str, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -672,17 +672,16 @@ def run_size(
     log(f"[{size:,}] raw apsw executemany: {bulk_raw['sessions_per_s']:,.0f} sessions/s")
     pragmas = store_pragmas(template)
 
-    contenders: list[Contender] = []
-    for name in ("raw", "store", "sqlite3"):
-        path = os.path.join(workdir, f"{name}-{size}.db")
-        copy_database(template, path)
-        if name == "raw":
-            contenders.append(RawApswContender(path))
-        elif name == "store":
-            contenders.append(StoreContender(path))
-        else:
-            contenders.append(Sqlite3Contender(path, pragmas))
-    os.remove(template)
+    # The three SQL contenders share one file: the same pages, so the same luck with the
+    # OS page cache (with a file per contender, a million sessions each, whichever file
+    # the cache happened to hold won).  They read and renew the same stored sessions and
+    # create, delete and clean up their own, each in a partition of its own; a cleanup
+    # (file-wide) runs right after its own contender added the expired sessions.
+    contenders: list[Contender] = [
+        RawApswContender(template, PARTITION + "-raw"),
+        StoreContender(template),
+        Sqlite3Contender(template, pragmas, PARTITION + "-sqlite3"),
+    ]
     if not args.no_diskcache:
         log(f"[{size:,}] filling diskcache ...")
         dc = DiskcacheContender(os.path.join(workdir, f"diskcache-{size}"))
