@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python tools/harness_timing.py            # everything, default settings
     .venv/bin/python tools/harness_timing.py --repeat 3  # each broken store 3 times (min/median/max)
     .venv/bin/python tools/harness_timing.py --only "cleanup with <="
+    .venv/bin/python tools/harness_timing.py --no-shrink --skip-pass  # time to detect, without shrinking
+    .venv/bin/python tools/harness_timing.py --dir /dev/shm           # SQLite files on a RAM disk
 
 Runs with ``check_store``'s default settings except ``database=None``, so no
 example saved by an earlier run can make a search look faster than it is.
@@ -23,6 +25,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from hypothesis import Phase
 
 from litesessions import InMemoryUserSessionStore, SessionCleanup, SqliteUserSessionStore
 from litesessions.testing import check_store, harness_settings
@@ -46,6 +50,7 @@ def main() -> int:
     parser.add_argument("--skip-pass", action="store_true", help="do not time the passing runs")
     parser.add_argument("--dir", help="directory for the SQLite files (default: a new temporary directory)")
     parser.add_argument("--steps", type=int, help="override stateful_step_count (to compare settings)")
+    parser.add_argument("--no-shrink", action="store_true", help="search only: time until the bug is detected")
     parser.add_argument("--examples", type=int, help="override max_examples (to compare settings)")
     args = parser.parse_args()
     overrides: dict[str, Any] = {"database": None}
@@ -53,6 +58,8 @@ def main() -> int:
         overrides["stateful_step_count"] = args.steps
     if args.examples:
         overrides["max_examples"] = args.examples
+    if args.no_shrink:
+        overrides["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     chosen = harness_settings(**overrides)
     directory = tempfile.mkdtemp(prefix="harness-timing-", dir=args.dir)
     new_path = path_factory(directory)
