@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from typing import Final
 
 import apsw
@@ -175,6 +176,27 @@ def check_header(path: str) -> None:
             f"{path} is a damaged SQLite database (truncated to {size} bytes); restore it from a backup "
             "or move it aside (the file was left untouched)"
         )
+
+
+def retry_while_busy(step: Callable[[], None], timeout_ms: int) -> None:
+    """Run ``step``, running it again on ``SQLITE_BUSY`` until ``timeout_ms`` have passed.
+
+    Some busy results never reach the busy handler: switching a new file to
+    WAL while another process does the same, or reading while another
+    connection runs WAL recovery.  Seen with four processes opening one new
+    file at once (tests/test_processes.py).  ``step`` must be safe to repeat.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    delay = 0.001
+    while True:
+        try:
+            step()
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def check_readable(connection: apsw.Connection, path: str) -> None:

@@ -221,13 +221,16 @@ class SqliteUserSessionStore:
             connection = _sqlite.connect(path, self._busy_timeout_ms)
         except apsw.Error as e:
             raise _sqlite.translate(e, path) from e
-        try:
+        def prepare() -> None:
             # Everything up to set_wal only reads: a file we refuse stays byte-for-byte unchanged.
             _sqlite.check_readable(connection, path)
             schema.check_version(connection, path)
             _sqlite.set_wal(connection, path)
             _sqlite.configure(connection, self._durability, self._checkpointer)
             schema.migrate(connection, path)
+
+        try:
+            _sqlite.retry_while_busy(prepare, self._busy_timeout_ms)
         except apsw.Error as e:
             connection.close()
             raise _sqlite.translate(e, path) from e
