@@ -86,7 +86,15 @@ PER_SUBJECT = 10
 CLEANUP_BATCH = 100  # SessionCleanup's default
 BIG_CLEANUP_BATCH = 1000
 # Pragmas the store sets (through litesessions._sqlite) that stdlib sqlite3 must mirror.
-MIRRORED_PRAGMAS = ("synchronous", "journal_size_limit", "cache_size", "mmap_size", "temp_store", "wal_autocheckpoint")
+MIRRORED_PRAGMAS = (
+    "synchronous",
+    "journal_size_limit",
+    "cache_size",
+    "mmap_size",
+    "temp_store",
+    "wal_autocheckpoint",
+    "secure_delete",  # on by default in some builds of the system SQLite that stdlib sqlite3 uses
+)
 
 OPS = ("create", "get", "update", "delete", "get_by_subject", "delete_by_subject", "cleanup", "cleanup_big")
 CLEANUPS = ("cleanup", "cleanup_big")
