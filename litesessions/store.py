@@ -221,6 +221,7 @@ class SqliteUserSessionStore:
             connection = _sqlite.connect(path, self._busy_timeout_ms)
         except apsw.Error as e:
             raise _sqlite.translate(e, path) from e
+
         def prepare() -> None:
             # Everything up to set_wal only reads: a file we refuse stays byte-for-byte unchanged.
             _sqlite.check_readable(connection, path)
