@@ -23,7 +23,7 @@ from litesessions import _sqlite, schema
 from litesessions.errors import InvalidSessionError, StoreOpenError
 from litesessions.models import UserSession, from_micros, session_from_row, to_micros
 from litesessions.serialization import decode_session, encode_session
-from litesessions.store import SqliteUserSessionStore
+from litesessions.store import SqliteUserSessionStore, session_params
 
 __all__ = [
     "BackupResult",
@@ -472,7 +472,7 @@ def import_sessions(
                 if bad:
                     continue  # nothing will be stored: only look for more bad lines
                 try:
-                    connection.execute(insert, _params(partition_key, session))
+                    connection.execute(insert, session_params(partition_key, session))
                 except apsw.ConstraintError:
                     bad += 1
                     if len(problems) < _MAX_REPORTED:
@@ -494,20 +494,6 @@ def import_sessions(
     if progress is not None:
         progress(number)
     return ImportResult(imported, skipped, number)
-
-
-def _params(partition_key: str, session: UserSession) -> tuple[Any, ...]:
-    expires = session.expires
-    return (
-        partition_key,
-        session.key,
-        session.subject_id,
-        session.session_id,
-        to_micros(session.created),
-        to_micros(session.renewed),
-        None if expires is None else to_micros(expires),
-        session.ticket,
-    )
 
 
 def _duplicate(connection: apsw.Connection, partition_key: str, key: str) -> str:

@@ -120,7 +120,7 @@ def _rollback(connection: apsw.Connection, nested: bool) -> None:
         connection.execute("ROLLBACK")
 
 
-def _session_params(partition_key: str, session: UserSession) -> tuple[Any, ...]:
+def session_params(partition_key: str, session: UserSession) -> tuple[Any, ...]:
     expires = session.expires
     return (
         partition_key,
@@ -339,7 +339,7 @@ class SqliteUserSessionStore:
         """
         if not isinstance(session, UserSession):
             raise TypeError(f"session must be a UserSession, got {type(session).__name__}")
-        params = _session_params(self._partition_key, session)
+        params = session_params(self._partition_key, session)
         try:
             connection = self._connection()
             nested = _begin(connection)
@@ -371,7 +371,7 @@ class SqliteUserSessionStore:
             for session in sessions:
                 if not isinstance(session, UserSession):
                     raise TypeError(f"sessions must hold UserSession objects, got {type(session).__name__}")
-                yield _session_params(partition_key, session)
+                yield session_params(partition_key, session)
 
         try:
             connection = self._connection()

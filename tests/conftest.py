@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import settings
 
 from litesessions import InMemoryUserSessionStore, SqliteUserSessionStore, UserSession, UserSessionUpdate
+from litesessions.testing.contract import ContractClock
 
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
@@ -21,17 +24,21 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 
-class FakeClock:
-    """A clock that only moves when told to."""
+class FakeClock(ContractClock):
+    """A clock that only moves when told to: ``advance(minutes=5)`` or ``advance(timedelta(...))``."""
 
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> None:
+        super().advance(delta if delta is not None else timedelta(**kwargs))
 
-    def __call__(self) -> datetime:
-        return self.now
 
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
+def litesessions_command() -> list[str]:
+    """The installed ``litesessions`` console script, as a command list for ``subprocess``."""
+    script = Path(sys.executable).with_name("litesessions")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("litesessions")
+    assert found, "the litesessions console script is not installed"
+    return [found]
 
 
 _counter = itertools.count()

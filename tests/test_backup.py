@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -15,17 +14,9 @@ import apsw
 import pytest
 
 from litesessions import SqliteUserSessionStore, StoreOpenError, UserSession, admin
+from tests.conftest import litesessions_command
 
 FULL = bool(os.environ.get("LITESESSIONS_FULL"))
-
-
-def litesessions_command() -> list[str]:
-    script = Path(sys.executable).with_name("litesessions")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("litesessions")
-    assert found, "the litesessions console script is not installed"
-    return [found]
 
 
 def keys(path: Path) -> set[str]:

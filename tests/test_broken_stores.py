@@ -31,7 +31,7 @@ from litesessions import (
 )
 from litesessions.errors import InvalidFilterError
 from litesessions.models import to_micros
-from litesessions.store import _COLUMNS, _session_params
+from litesessions.store import _COLUMNS, session_params
 from litesessions.testing import check_store, harness_settings, strategies
 
 Clock = Callable[[], datetime]
@@ -235,7 +235,7 @@ class DuplicateCreateOverwrites(SqliteUserSessionStore):
                 "INSERT OR REPLACE INTO litesessions_sessions"
                 " (partition_key, key, subject_id, session_id, created, renewed, expires, ticket)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                _session_params(self.partition_key, session),
+                session_params(self.partition_key, session),
             )
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,19 +17,11 @@ import pytest
 
 from litesessions import SqliteUserSessionStore, UserSession
 from litesessions.serialization import encode_session
+from tests.conftest import litesessions_command
 
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)  # expired for the CLI, which runs on the real clock
 FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 COMMANDS = ["demo", "stats", "list", "show", "revoke", "cleanup", "check", "backup", "vacuum", "export", "import"]
-
-
-def litesessions_command() -> list[str]:
-    script = Path(sys.executable).with_name("litesessions")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("litesessions")
-    assert found, "the litesessions console script is not installed"
-    return [found]
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from litesessions import SqliteUserSessionStore, UserSessionsFilter
 from litesessions.demo import PARTITION, SESSIONS_PER_SUBJECT, SUBJECTS, run_demo
-
-
-def litesessions_command() -> list[str]:
-    script = Path(sys.executable).with_name("litesessions")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("litesessions")
-    assert found, "the litesessions console script is not installed"
-    return [found]
+from tests.conftest import litesessions_command
 
 
 def test_demo_runs_as_installed_and_reports_each_step(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -19,18 +18,10 @@ from hypothesis import strategies as st
 
 from litesessions import InvalidSessionError, SqliteUserSessionStore, UserSession, admin
 from litesessions.serialization import decode_session, encode_session, format_time, session_from_dict, session_to_dict
+from tests.conftest import litesessions_command
 
 FULL = bool(os.environ.get("LITESESSIONS_FULL"))
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def litesessions_command() -> list[str]:
-    script = Path(sys.executable).with_name("litesessions")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("litesessions")
-    assert found, "the litesessions console script is not installed"
-    return [found]
 
 
 def run(*args: str, stdin: Any = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ repeated (minimum per variant, so other load on the machine matters less):
   uses), the previous hand-written version (epoch + timedelta), and a cattrs
   ``Converter`` structuring the same row (as a dict) with an int -> datetime hook;
 * write: ``UserSession`` -> the INSERT parameter tuple: the store's
-  ``_session_params`` against cattrs ``unstructure`` with a datetime -> int hook.
+  ``session_params`` against cattrs ``unstructure`` with a datetime -> int hook.
 
 Usage: ``python tools/convert_bench.py [--number N] [--repeat R]``
 """
@@ -25,7 +25,7 @@ from typing import Any
 import cattrs
 
 from litesessions.models import UserSession, from_micros, session_from_row, to_micros
-from litesessions.store import _session_params
+from litesessions.store import session_params
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FIELDS = ("key", "subject_id", "session_id", "created", "renewed", "expires", "ticket")
@@ -82,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         d = unstructure(s)
         return ("", *(d[f] for f in FIELDS))
 
-    if cattrs_params(session) != _session_params("", session):
+    if cattrs_params(session) != session_params("", session):
         raise AssertionError("the write variants disagree")
 
     variants: dict[str, Callable[[], object]] = {
         "read: session_from_row (store)": lambda: session_from_row(*row),
         "read: previous hand-written (timedelta)": lambda: previous_session_from_row(*row),
         "read: cattrs structure (dict)": lambda: structure(as_dict, UserSession),
-        "write: _session_params (store)": lambda: _session_params("", session),
+        "write: session_params (store)": lambda: session_params("", session),
         "write: cattrs unstructure": lambda: cattrs_params(session),
     }
     best = dict.fromkeys(variants, float("inf"))
