@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -280,15 +281,22 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
             )
             return 0
         total = rounds = 0
+        # Ctrl-C is how a watch ends.  It sets a flag instead of raising
+        # KeyboardInterrupt, which could land inside a SQLite callback (busy
+        # handler, WAL hook) and be swallowed there: the round in progress
+        # finishes, then the watch stops.
+        interrupted = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
         try:
             while True:
                 deleted = _cleanup_once(store, cleanup)
                 total += deleted
                 rounds += 1
                 print(f"{format_time(_now())} cleanup: deleted {_plural(deleted, 'expired session')}", flush=True)
-                time.sleep(args.watch)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how a watch ends
+                if interrupted.wait(args.watch):
+                    break
+        finally:
+            signal.signal(signal.SIGINT, previous)
         print(f"cleanup: stopped after {_plural(rounds, 'round')}, deleted {_plural(total, 'expired session')} in all")
     return 0
 
