@@ -340,32 +340,18 @@ class StoreContender(Contender):
         self.store.close()
 
 
-class RawApswContender(Contender):
-    name = "raw apsw"
+class SqlContender(Contender):
+    """What raw apsw and stdlib sqlite3 do alike: the store's SQL constants, run by hand.
 
-    def __init__(self, path: str, partition: str) -> None:
-        self.partition = partition  # its own sessions' partition (the stored population is in PARTITION)
-        connection = _sqlite.connect(path, 5000)
-        _sqlite.set_wal(connection, path)
-        # The store's checkpoint policy too, where it has one (checkpoints on a thread of their own).
-        checkpointer = getattr(_sqlite, "Checkpointer", None)
-        self.checkpointer = None if checkpointer is None else checkpointer(path, 5000)
-        if self.checkpointer is None:
-            _sqlite.configure(connection, "normal")
-        else:
-            _sqlite.configure(connection, "normal", self.checkpointer)
-        self.connection = connection
-        self.cutoff = to_micros(T0)
+    Subclasses set ``connection`` and ``partition`` and define ``_write_each``
+    (one ``BEGIN IMMEDIATE`` ... ``COMMIT`` per statement) and ``cleanup``.
+    """
+
+    connection: Any
+    partition: str
 
     def _write_each(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
-        execute = self.connection.execute
-        changes = self.connection.changes
-        for p in params:
-            execute("BEGIN IMMEDIATE")
-            execute(sql, p)
-            changes()
-            execute("COMMIT")
-        return len(params)
+        raise NotImplementedError
 
     def create(self, rnd: Round) -> int:
         return self._write_each(store.INSERT, [(self.partition, *row.params[1:]) for row in rnd.created])
@@ -401,6 +387,30 @@ class RawApswContender(Contender):
         self.connection.executemany(store.INSERT, [(self.partition, *row.params[1:]) for row in rows])
         self.connection.execute("COMMIT")
 
+
+class RawApswContender(SqlContender):
+    name = "raw apsw"
+
+    def __init__(self, path: str, partition: str) -> None:
+        self.partition = partition  # its own sessions' partition (the stored population is in PARTITION)
+        connection = _sqlite.connect(path, 5000)
+        _sqlite.set_wal(connection, path)
+        # The store's checkpoint policy too (its WAL hook).
+        self.checkpointer = _sqlite.Checkpointer(path, 5000)
+        _sqlite.configure(connection, "normal", self.checkpointer)
+        self.connection = connection
+        self.cutoff = to_micros(T0)
+
+    def _write_each(self, sql: str, params: Sequence[tuple[Any, ...]]) -> int:
+        execute = self.connection.execute
+        changes = self.connection.changes
+        for p in params:
+            execute("BEGIN IMMEDIATE")
+            execute(sql, p)
+            changes()
+            execute("COMMIT")
+        return len(params)
+
     def cleanup(self, rnd: Round) -> int:
         # The reference: one unbounded DELETE over the same rows, one transaction.
         execute = self.connection.execute
@@ -413,8 +423,7 @@ class RawApswContender(Contender):
     cleanup_big = cleanup
 
     def close(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.close()
+        self.checkpointer.close()
         self.connection.close()
 
 
@@ -428,7 +437,7 @@ def store_pragmas(path: str) -> dict[str, Any]:
         connection.close()
 
 
-class Sqlite3Contender(Contender):
+class Sqlite3Contender(SqlContender):
     name = "sqlite3"
 
     def __init__(self, path: str, pragmas: dict[str, Any], partition: str) -> None:
@@ -447,40 +456,6 @@ class Sqlite3Contender(Contender):
             execute(sql, p).rowcount  # noqa: B018 - what the store learns from changes()
             execute("COMMIT")
         return len(params)
-
-    def create(self, rnd: Round) -> int:
-        return self._write_each(store.INSERT, [(self.partition, *row.params[1:]) for row in rnd.created])
-
-    def get(self, rnd: Round) -> int:
-        execute = self.connection.execute
-        sql = store.GET
-        for key in rnd.get_keys:
-            if execute(sql, (PARTITION, key)).fetchone() is None:
-                raise AssertionError(key)
-        return len(rnd.get_keys)
-
-    def update(self, rnd: Round) -> int:
-        return self._write_each(store.RENEW, [r.params for r in rnd.renewals])
-
-    def delete(self, rnd: Round) -> int:
-        return self._write_each(store.DELETE, [(self.partition, key) for key in rnd.deleted])
-
-    def get_by_subject(self, rnd: Round) -> int:
-        execute = self.connection.execute
-        sql = store.SELECT_FILTERED[True, False]
-        for subject in rnd.subjects:
-            if len(execute(sql, (PARTITION, subject)).fetchall()) != PER_SUBJECT:
-                raise AssertionError(subject)
-        return len(rnd.subjects)
-
-    def delete_by_subject(self, rnd: Round) -> int:
-        sql = store.DELETE_FILTERED[True, False]
-        return self._write_each(sql, [(self.partition, s) for s in rnd.deleted_subjects])
-
-    def add_expired(self, rows: list[Row]) -> None:
-        self.connection.execute("BEGIN IMMEDIATE")
-        self.connection.executemany(store.INSERT, [(self.partition, *row.params[1:]) for row in rows])
-        self.connection.execute("COMMIT")
 
     def cleanup(self, rnd: Round) -> int:
         # A hand-rolled store running SessionCleanup's bounded-batch statement in the same loop.
