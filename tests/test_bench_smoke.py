@@ -8,6 +8,7 @@ which every contender did every operation it supports.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_bench_quick(tmp_path: Path) -> None:
     (size,) = result["results"]
     assert size["size"] == 10_000
     assert size["bulk_import"]["sessions"] == 10_000
-    assert size["contenders"] == ["raw apsw", "litesessions", "sqlite3", "diskcache", "in-memory"]
+    assert size["contenders"] == ["raw apsw", "litesessions", "sqlite3", "sqlite3 store", "diskcache", "in-memory"]
     for op, row in size["ops"].items():
         for name in ("raw apsw", "litesessions"):
             assert row[name]["per_s"] > 0, (op, name)
@@ -71,3 +72,36 @@ def test_convert_bench(tmp_path: Path) -> None:
     done = run_tool("convert_bench.py", "--number", "200", "--repeat", "2")
     assert "read: session_from_row (store)" in done.stdout
     assert "read: cattrs structure (dict)" in done.stdout
+
+
+@pytest.mark.slow
+def test_cleanup_load_small() -> None:
+    done = run_tool("cleanup_load.py", "--expired", "3000", "--live", "2000")
+    assert "check: expired left=0 live left=2000/2000" in done.stdout
+    assert "garbage collections during the run:" in done.stdout
+    assert "RESULT: ok" in done.stdout
+
+
+@pytest.mark.slow
+def test_cleanup_load_hold_models_sees_the_collections() -> None:
+    # --hold-models keeps tracked objects alive and growing: collections happen and are timed.
+    done = run_tool("cleanup_load.py", "--expired", "3000", "--live", "2000", "--hold-models")
+    counts = [line for line in done.stdout.splitlines() if "garbage collections during the run:" in line]
+    assert len(counts) == 1
+    assert not counts[0].strip().startswith("garbage collections during the run: 0 ")
+    assert "RESULT: ok" in done.stdout
+
+
+@pytest.mark.slow
+def test_import_floor_small(tmp_path: Path) -> None:
+    done = run_tool("import_floor.py", "--sessions", "2000", "--page-sizes", "4096,8192", "--dir", str(tmp_path))
+    rows = [line for line in done.stdout.splitlines() if re.fullmatch(r"\| .* \| [\d,]+/s \|", line)]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| schema", "4096"],
+        ["| table only", "4096"],
+        ["| rebuild", "4096"],
+        ["| schema", "8192"],
+        ["| table only", "8192"],
+        ["| rebuild", "8192"],
+    ]
+    assert list(tmp_path.iterdir()) == []  # every variant's file was removed
