@@ -78,6 +78,7 @@ from litesessions import (
     SessionCleanup,
     SqliteUserSessionStore,
     UserSessionsFilter,
+    UserSessionStore,
     _sqlite,
     cleanup,
     store,
@@ -291,15 +292,12 @@ class Contender:
         raise NotImplementedError
 
 
-class StoreContender(Contender):
-    name = "litesessions"
+class ApiContender(Contender):
+    """Calls the ``UserSessionStore`` API: ``store`` holds the population (reads and renewals),
+    ``own`` the contender's own sessions (creates and deletes)."""
 
-    def __init__(self, path: str, partition: str) -> None:
-        # Reads and renewals of the stored population; its own sessions in a partition of its own.
-        self.store = SqliteUserSessionStore(path, partition_key=PARTITION, clock=lambda: T0)
-        self.own = SqliteUserSessionStore(path, partition_key=partition, clock=lambda: T0)
-        self.cleaner = SessionCleanup(self.own, batch_size=CLEANUP_BATCH)
-        self.big_cleaner = SessionCleanup(self.own, batch_size=BIG_CLEANUP_BATCH)
+    store: UserSessionStore
+    own: UserSessionStore
 
     def create(self, rnd: Round) -> int:
         create = self.own.create_user_session
@@ -326,6 +324,19 @@ class StoreContender(Contender):
         for key in rnd.deleted:
             delete(key)
         return len(rnd.deleted)
+
+
+class StoreContender(ApiContender):
+    name = "litesessions"
+    store: SqliteUserSessionStore
+    own: SqliteUserSessionStore
+
+    def __init__(self, path: str, partition: str) -> None:
+        # Reads and renewals of the stored population; its own sessions in a partition of its own.
+        self.store = SqliteUserSessionStore(path, partition_key=PARTITION, clock=lambda: T0)
+        self.own = SqliteUserSessionStore(path, partition_key=partition, clock=lambda: T0)
+        self.cleaner = SessionCleanup(self.own, batch_size=CLEANUP_BATCH)
+        self.big_cleaner = SessionCleanup(self.own, batch_size=BIG_CLEANUP_BATCH)
 
     def get_by_subject(self, rnd: Round) -> int:
         get = self.store.get_user_sessions
@@ -635,41 +646,16 @@ class DiskcacheContender(Contender):
         self.cache.close()
 
 
-class MemoryContender(Contender):
+class MemoryContender(ApiContender):
     name = "in-memory"
     scans = True
+    store: InMemoryUserSessionStore
 
     def __init__(self, pop: Population) -> None:
-        self.store = InMemoryUserSessionStore(clock=lambda: T0)
+        self.store = self.own = InMemoryUserSessionStore(clock=lambda: T0)
         create = self.store.create_user_session
         for session in pop.sessions():
             create(session)
-
-    def create(self, rnd: Round) -> int:
-        create = self.store.create_user_session
-        for row in rnd.created:
-            create(row.session)
-        return len(rnd.created)
-
-    def get(self, rnd: Round) -> int:
-        get = self.store.get_user_session
-        for key in rnd.get_keys:
-            if get(key) is None:
-                raise AssertionError(key)
-        return len(rnd.get_keys)
-
-    def update(self, rnd: Round) -> int:
-        update = self.store.update_user_session
-        renewals = rnd.renewals[self.name]
-        for r in renewals:
-            update(r.key, r.update)
-        return len(renewals)
-
-    def delete(self, rnd: Round) -> int:
-        delete = self.store.delete_user_session
-        for key in rnd.deleted:
-            delete(key)
-        return len(rnd.deleted)
 
     def get_by_subject(self, rnd: Round) -> int:
         get = self.store.get_user_sessions
