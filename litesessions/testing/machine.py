@@ -417,15 +417,7 @@ class UserSessionStoreMachine(RuleBasedStateMachine):
         holder = self._session_id_holder(update.session_id, besides=key)
         if holder is None:
             self._flag(op, self._call(op, self.store.update_user_session, key, update), True)
-            self.model[key] = UserSession(
-                key=key,
-                subject_id=update.subject_id,
-                session_id=update.session_id,
-                created=update.created,
-                renewed=update.renewed,
-                expires=update.expires,
-                ticket=update.ticket,
-            )
+            self.model[key] = old.with_update(update)
             return
         why = f"session {holder!r} holds session_id {update.session_id!r}"
         if self.on_duplicate == "raise":
