@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -39,6 +40,23 @@ def litesessions_command() -> list[str]:
     found = shutil.which("litesessions")
     assert found, "the litesessions console script is not installed"
     return [found]
+
+
+def run_litesessions(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``litesessions`` command; a ``LITESESSIONS_DB`` set by whoever runs the tests is dropped."""
+    environment = {k: v for k, v in os.environ.items() if k != "LITESESSIONS_DB"}
+    environment.update(env or {})
+    return subprocess.run(
+        [*litesessions_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environment,
+        **kwargs,
+    )
 
 
 _counter = itertools.count()

@@ -17,25 +17,14 @@ import pytest
 
 from litesessions import SqliteUserSessionStore, UserSession
 from litesessions.serialization import encode_session
-from tests.conftest import litesessions_command
+from tests.conftest import litesessions_command, run_litesessions
 
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)  # expired for the CLI, which runs on the real clock
 FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 COMMANDS = ["demo", "stats", "list", "show", "revoke", "cleanup", "check", "backup", "vacuum", "export", "import"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "LITESESSIONS_DB"}
-    environment.update(env or {})
-    return subprocess.run(
-        [*litesessions_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=environment,
-        **kwargs,
-    )
+run = run_litesessions
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

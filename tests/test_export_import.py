@@ -18,22 +18,14 @@ from hypothesis import strategies as st
 
 from litesessions import InvalidSessionError, SqliteUserSessionStore, UserSession, admin
 from litesessions.serialization import decode_session, encode_session, format_time, session_from_dict, session_to_dict
-from tests.conftest import litesessions_command
+from tests.conftest import litesessions_command, run_litesessions
 
 FULL = bool(os.environ.get("LITESESSIONS_FULL"))
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def run(*args: str, stdin: Any = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*litesessions_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=stdin,
-        env={**os.environ, **(env or {})},
-    )
+    return run_litesessions(*args, stdin=stdin, env=env, timeout=300)
 
 
 def rows(path: Path) -> list[tuple[Any, ...]]:
